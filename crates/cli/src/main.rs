@@ -1,0 +1,2 @@
+//! The voxbridge binary.
+fn main() {}

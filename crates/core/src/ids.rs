@@ -1,0 +1,312 @@
+//! Salesforce-style record ids.
+//!
+//! An id is 15 case-sensitive characters: a 3-character key prefix naming the object type,
+//! then 12 base-62 characters. The 18-character form appends a 3-character checksum that
+//! encodes which of the first 15 characters are upper-case, so the id survives
+//! case-insensitive systems. Both forms are accepted everywhere; [`SfId`] stores the
+//! 15-character form and renders either.
+
+use std::fmt;
+
+/// Key prefixes of the objects Voxbridge stores. The prefix is the first three characters
+/// of every id and tells the object type apart without a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyPrefix {
+    Organization,
+    User,
+    Group,
+    CallCenter,
+    CallCenterRoutingMap,
+    VoiceCall,
+    VoiceCallRecording,
+    Conversation,
+    ConversationParticipant,
+    ConversationEntry,
+    PendingServiceRouting,
+    AgentWork,
+    ServiceChannel,
+    PhoneChannel,
+    RoutingDefinition,
+    IntelligenceSignal,
+    Case,
+    Contact,
+    Account,
+    Lead,
+    RecordType,
+}
+
+impl KeyPrefix {
+    pub const ALL: [KeyPrefix; 21] = [
+        KeyPrefix::Organization,
+        KeyPrefix::User,
+        KeyPrefix::Group,
+        KeyPrefix::CallCenter,
+        KeyPrefix::CallCenterRoutingMap,
+        KeyPrefix::VoiceCall,
+        KeyPrefix::VoiceCallRecording,
+        KeyPrefix::Conversation,
+        KeyPrefix::ConversationParticipant,
+        KeyPrefix::ConversationEntry,
+        KeyPrefix::PendingServiceRouting,
+        KeyPrefix::AgentWork,
+        KeyPrefix::ServiceChannel,
+        KeyPrefix::PhoneChannel,
+        KeyPrefix::RoutingDefinition,
+        KeyPrefix::IntelligenceSignal,
+        KeyPrefix::Case,
+        KeyPrefix::Contact,
+        KeyPrefix::Account,
+        KeyPrefix::Lead,
+        KeyPrefix::RecordType,
+    ];
+
+    /// The three-character prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyPrefix::Organization => "00D",
+            KeyPrefix::User => "005",
+            KeyPrefix::Group => "00G",
+            KeyPrefix::CallCenter => "04v",
+            KeyPrefix::CallCenterRoutingMap => "0hM",
+            KeyPrefix::VoiceCall => "0LQ",
+            KeyPrefix::VoiceCallRecording => "0Lr",
+            KeyPrefix::Conversation => "0dw",
+            KeyPrefix::ConversationParticipant => "0dv",
+            KeyPrefix::ConversationEntry => "0XM",
+            KeyPrefix::PendingServiceRouting => "0JR",
+            KeyPrefix::AgentWork => "0Bz",
+            KeyPrefix::ServiceChannel => "0N9",
+            KeyPrefix::PhoneChannel => "0qP",
+            KeyPrefix::RoutingDefinition => "300",
+            KeyPrefix::IntelligenceSignal => "1iS",
+            KeyPrefix::Case => "500",
+            KeyPrefix::Contact => "003",
+            KeyPrefix::Account => "001",
+            KeyPrefix::Lead => "00Q",
+            KeyPrefix::RecordType => "012",
+        }
+    }
+
+    /// The sObject type name records with this prefix have.
+    pub fn sobject(self) -> &'static str {
+        match self {
+            KeyPrefix::Organization => "Organization",
+            KeyPrefix::User => "User",
+            KeyPrefix::Group => "Group",
+            KeyPrefix::CallCenter => "CallCenter",
+            KeyPrefix::CallCenterRoutingMap => "CallCenterRoutingMap",
+            KeyPrefix::VoiceCall => "VoiceCall",
+            KeyPrefix::VoiceCallRecording => "VoiceCallRecording",
+            KeyPrefix::Conversation => "Conversation",
+            KeyPrefix::ConversationParticipant => "ConversationParticipant",
+            KeyPrefix::ConversationEntry => "ConversationEntry",
+            KeyPrefix::PendingServiceRouting => "PendingServiceRouting",
+            KeyPrefix::AgentWork => "AgentWork",
+            KeyPrefix::ServiceChannel => "ServiceChannel",
+            KeyPrefix::PhoneChannel => "ConversationChannelDefinition",
+            KeyPrefix::RoutingDefinition => "FlowDefinitionView",
+            KeyPrefix::IntelligenceSignal => "ConversationIntelligenceSignal",
+            KeyPrefix::Case => "Case",
+            KeyPrefix::Contact => "Contact",
+            KeyPrefix::Account => "Account",
+            KeyPrefix::Lead => "Lead",
+            KeyPrefix::RecordType => "RecordType",
+        }
+    }
+
+    pub fn from_prefix(s: &str) -> Option<KeyPrefix> {
+        KeyPrefix::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    pub fn from_sobject(s: &str) -> Option<KeyPrefix> {
+        KeyPrefix::ALL.into_iter().find(|p| p.sobject().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Why a string is not a valid id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("an id has 15 or 18 characters, this one has {0}")]
+    Length(usize),
+    #[error("an id contains only letters and digits")]
+    Charset,
+    #[error("the last three characters of an 18-character id are a checksum that does not match")]
+    Checksum,
+    #[error("expected an id starting with {expected}, got one starting with {found}")]
+    WrongPrefix { expected: &'static str, found: String },
+}
+
+/// A Salesforce-style id, stored in its 15-character case-sensitive form.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SfId(String);
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const CHECKSUM_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+
+impl SfId {
+    /// Parses a 15- or 18-character id. The checksum of an 18-character id is verified
+    /// case-insensitively (that is its purpose), and the case of the first 15 characters is
+    /// restored from it so `001abc...` typed in lower case still resolves.
+    pub fn parse(s: &str) -> Result<SfId, IdError> {
+        let len = s.chars().count();
+        if len != 15 && len != 18 {
+            return Err(IdError::Length(len));
+        }
+        if !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(IdError::Charset);
+        }
+        let (body, sum) = s.split_at(15);
+        if sum.is_empty() {
+            return Ok(SfId(body.to_string()));
+        }
+        let sum = sum.to_ascii_uppercase();
+        if checksum(body) == sum {
+            return Ok(SfId(body.to_string()));
+        }
+        // The case of the body may have been lost on the way: rebuild it from the checksum.
+        match restore_case(body, &sum) {
+            Some(restored) if checksum(&restored) == sum => Ok(SfId(restored)),
+            _ => Err(IdError::Checksum),
+        }
+    }
+
+    /// Parses and checks the key prefix.
+    pub fn parse_with(s: &str, prefix: KeyPrefix) -> Result<SfId, IdError> {
+        let id = SfId::parse(s)?;
+        if id.prefix_str() != prefix.as_str() {
+            return Err(IdError::WrongPrefix { expected: prefix.as_str(), found: id.prefix_str().to_string() });
+        }
+        Ok(id)
+    }
+
+    /// A fresh random id with the given prefix. The two characters after the prefix mark
+    /// the instance in real orgs; Voxbridge uses `VX`.
+    pub fn generate(prefix: KeyPrefix, rng: &mut impl rand::Rng) -> SfId {
+        let mut s = String::with_capacity(15);
+        s.push_str(prefix.as_str());
+        s.push_str("VX");
+        s.push('0');
+        for _ in 0..9 {
+            s.push(BASE62[rng.gen_range(0..62)] as char);
+        }
+        SfId(s)
+    }
+
+    /// The 15-character form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 18-character form.
+    pub fn to_18(&self) -> String {
+        let mut s = self.0.clone();
+        s.push_str(&checksum(&self.0));
+        s
+    }
+
+    pub fn prefix_str(&self) -> &str {
+        &self.0[..3]
+    }
+
+    pub fn prefix(&self) -> Option<KeyPrefix> {
+        KeyPrefix::from_prefix(self.prefix_str())
+    }
+
+    /// True when `s` is this id in either form.
+    pub fn matches(&self, s: &str) -> bool {
+        SfId::parse(s).map(|o| o == *self).unwrap_or(false)
+    }
+}
+
+fn checksum(body: &str) -> String {
+    let bytes = body.as_bytes();
+    let mut out = String::with_capacity(3);
+    for chunk in 0..3 {
+        let mut bits = 0usize;
+        for i in 0..5 {
+            if bytes[chunk * 5 + i].is_ascii_uppercase() {
+                bits |= 1 << i;
+            }
+        }
+        out.push(CHECKSUM_ALPHABET[bits] as char);
+    }
+    out
+}
+
+fn restore_case(body: &str, sum: &str) -> Option<String> {
+    let sum = sum.as_bytes();
+    let mut out = String::with_capacity(15);
+    for (chunk, c) in sum.iter().enumerate() {
+        let bits = CHECKSUM_ALPHABET.iter().position(|a| a == c)?;
+        for i in 0..5 {
+            let ch = body.as_bytes()[chunk * 5 + i] as char;
+            if bits & (1 << i) != 0 {
+                out.push(ch.to_ascii_uppercase());
+            } else {
+                out.push(ch.to_ascii_lowercase());
+            }
+        }
+    }
+    Some(out)
+}
+
+impl fmt::Display for SfId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SfId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SfId({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_checksums() {
+        // Pairs from real orgs' 15/18 forms.
+        let id = SfId::parse("0LQRM0000006CSz").unwrap();
+        assert_eq!(id.to_18(), "0LQRM0000006CSz4AM");
+        let id = SfId::parse("00DRM000000GuTE").unwrap();
+        assert_eq!(id.to_18().len(), 18);
+        assert_eq!(SfId::parse(&id.to_18()).unwrap(), id);
+        let acct = SfId::parse("001D000000IqhSL").unwrap();
+        assert_eq!(acct.to_18(), "001D000000IqhSLIAZ");
+    }
+
+    #[test]
+    fn eighteen_restores_case() {
+        let id = SfId::parse("001D000000IqhSLIAZ").unwrap();
+        assert_eq!(id.as_str(), "001D000000IqhSL");
+        let lower = SfId::parse("001d000000iqhsliaz").unwrap();
+        assert_eq!(lower, id);
+    }
+
+    #[test]
+    fn rejects_bad() {
+        assert_eq!(SfId::parse("abc"), Err(IdError::Length(3)));
+        assert_eq!(SfId::parse("0LQRM0000006CS-"), Err(IdError::Charset));
+        assert!(SfId::parse_with("0LQRM0000006CSz", KeyPrefix::User).is_err());
+    }
+
+    #[test]
+    fn generated_ids_round_trip() {
+        let mut rng = rand::thread_rng();
+        for p in KeyPrefix::ALL {
+            let id = SfId::generate(p, &mut rng);
+            assert_eq!(id.prefix(), Some(p));
+            assert_eq!(SfId::parse(&id.to_18()).unwrap(), id);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,40}") {
+            let _ = SfId::parse(&s);
+        }
+    }
+}
