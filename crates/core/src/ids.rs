@@ -174,7 +174,10 @@ impl SfId {
     pub fn parse_with(s: &str, prefix: KeyPrefix) -> Result<SfId, IdError> {
         let id = SfId::parse(s)?;
         if id.prefix_str() != prefix.as_str() {
-            return Err(IdError::WrongPrefix { expected: prefix.as_str(), found: id.prefix_str().to_string() });
+            return Err(IdError::WrongPrefix {
+                expected: prefix.as_str(),
+                found: id.prefix_str().to_string(),
+            });
         }
         Ok(id)
     }

@@ -28,7 +28,15 @@ pub struct Record {
 
 impl Record {
     pub fn new(id: SfId, org: SfId, sobject: impl Into<String>, key: Option<String>, now_ms: i64) -> Record {
-        Record { id, org, sobject: sobject.into(), key, fields: Fields::new(), created_ms: now_ms, modified_ms: now_ms }
+        Record {
+            id,
+            org,
+            sobject: sobject.into(),
+            key,
+            fields: Fields::new(),
+            created_ms: now_ms,
+            modified_ms: now_ms,
+        }
     }
 
     /// A string field, if present and a string.

@@ -85,7 +85,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Convenience: update one record; `false` if it does not exist.
     async fn update(&self, org: &SfId, id: &SfId, patch: Fields, now_ms: i64) -> Result<bool, StoreError> {
-        let out = self.apply(vec![WriteOp::Update { org: org.clone(), id: id.clone(), patch, now_ms }]).await?;
+        let out =
+            self.apply(vec![WriteOp::Update { org: org.clone(), id: id.clone(), patch, now_ms }]).await?;
         Ok(out.first() == Some(&WriteOutcome::Updated))
     }
 }
