@@ -8,6 +8,7 @@
 pub mod error;
 pub mod ids;
 pub mod record;
+pub mod setup;
 
 pub use error::{ApiError, ErrorCode};
 pub use ids::{IdError, KeyPrefix, SfId};
