@@ -10,6 +10,7 @@ pub mod ids;
 pub mod limits;
 pub mod record;
 pub mod routing;
+pub mod setup;
 pub mod signals;
 pub mod time;
 pub mod transcript;
