@@ -6,10 +6,28 @@
 //! for the rules and the `Store` for persistence, and never answer 2xx before the store
 //! has committed.
 
-use std::sync::Arc;
+mod admin;
+mod auth;
+mod body;
+mod error;
+mod events;
+pub mod openapi;
+mod telephony;
+mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::{get, patch, post};
+use axum::Router;
+use voxbridge_core::limits::RateWindow;
+use voxbridge_core::{ApiError, ErrorCode, SfId};
 use voxbridge_store::Store;
+
+pub use events::Hub;
 
 /// Per-org limits (seed chapter 9). Defaults are the real system's published figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,8 +66,89 @@ impl Default for Settings {
     }
 }
 
+/// Per-org counters behind the limits.
+struct OrgCounters {
+    calls: RateWindow,
+    utterances: RateWindow,
+    /// Ids of calls not yet completed; `None` until loaded from the store.
+    active: Option<HashSet<SfId>>,
+}
+
+/// Shared state of all handlers.
+pub(crate) struct App {
+    store: Arc<dyn Store>,
+    settings: Settings,
+    keys: auth::KeyCache,
+    hub: Hub,
+    counters: Mutex<HashMap<SfId, OrgCounters>>,
+}
+
+impl App {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    fn with_counters<T>(&self, org: &SfId, f: impl FnOnce(&mut OrgCounters) -> T) -> T {
+        let mut all = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let c = all.entry(org.clone()).or_insert_with(|| OrgCounters {
+            calls: RateWindow::new(self.settings.limits.calls_per_second),
+            utterances: RateWindow::new(self.settings.limits.utterances_per_second),
+            active: None,
+        });
+        f(c)
+    }
+}
+
 /// Builds the application router over a store.
-pub fn router(store: Arc<dyn Store>, settings: Settings) -> axum::Router {
-    let _ = (store, settings);
-    axum::Router::new()
+pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
+    let app = Arc::new(App {
+        store,
+        settings,
+        keys: Default::default(),
+        hub: Hub::default(),
+        counters: Default::default(),
+    });
+    let t = "/telephony/v1/voiceCalls";
+    Router::new()
+        .route(t, post(telephony::create_voice_call))
+        .route(&format!("{t}/messages"), post(telephony::create_messages_bulk))
+        .route(&format!("{t}/{{call_id}}"), patch(telephony::update_voice_call))
+        .route(&format!("{t}/{{call_id}}/messages"), post(telephony::create_message))
+        .route(&format!("{t}/{{call_id}}/messages/"), post(telephony::create_message))
+        .route(&format!("{t}/{{call_id}}/omniFlow"), patch(telephony::omni_flow))
+        .route(&format!("{t}/{{call_id}}/realtimeConversationEvents"), post(telephony::realtime_events))
+        .route(&format!("{t}/{{call_id}}/postConversationEvents"), post(telephony::post_call_events))
+        .route(&format!("{t}/{{call_id}}/reroute"), post(telephony::reroute).patch(telephony::reroute))
+        .route(
+            &format!("{t}/{{call_id}}/clearRouting"),
+            patch(telephony::clear_routing).post(telephony::clear_routing),
+        )
+        .route("/admin/v1/voiceCalls/{call_id}", get(admin::get_voice_call))
+        .route("/admin/v1/voiceCalls/{call_id}/state", patch(admin::set_call_state))
+        .route("/live/v1/conversations/{vendor_call_key}", get(admin::subscribe))
+        .route("/openapi.json", get(openapi::serve))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+}
+
+async fn not_found(uri: Uri) -> impl IntoResponse {
+    error::Error(ApiError::new(
+        ErrorCode::NotFound,
+        format!("no endpoint at {}; see /openapi.json", uri.path()),
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> impl IntoResponse {
+    let e = error::Error(ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {}; see /openapi.json", uri.path()),
+    ));
+    let mut resp = e.into_response();
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp
 }
