@@ -1,2 +1,305 @@
-//! The voxbridge binary.
-fn main() {}
+//! The `voxbridge` binary: serve the API, create and describe the demo setup, mint tokens,
+//! make keys, and act on live calls.
+//!
+//! Output meant for people goes to standard output; logs go to standard error so `token`
+//! and `info --json` can be piped.
+
+mod calls;
+mod config;
+mod datadir;
+mod info;
+mod keys;
+mod provision;
+mod serve;
+mod token;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::datadir::DataDir;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "voxbridge",
+    version,
+    about = "Voxbridge: a self-hostable contact-center voice platform",
+    long_about = "Voxbridge: a self-hostable contact-center voice platform.\n\n\
+                  Start with `voxbridge serve`: it creates a demo org in ./data and serves the \
+                  Telephony Integration API on http://127.0.0.1:8080/telephony/v1.",
+    propagate_version = true
+)]
+struct Cli {
+    /// Configuration file (TOML, `version = 1`). Also VOXBRIDGE_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory: database, keys, setup.json, TLS certificate. Also VOXBRIDGE_DATA;
+    /// default ./data.
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (creates the demo setup on first start).
+    Serve(ServeArgs),
+    /// Create the demo setup (or refresh setup.json) without serving.
+    Setup(SetupArgs),
+    /// Show the org, call centers, numbers, queues, agents and URLs.
+    Info(InfoArgs),
+    /// Print a signed bearer token (RS256 JWT) for a call center.
+    Token(TokenArgs),
+    /// Manage RSA key pairs.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Act on a live voice call through the admin API.
+    #[command(subcommand)]
+    Calls(CallsCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// HTTP listen address, or `off`. Also VOXBRIDGE_HTTP; default 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// HTTPS listen address, or `off` (the default). Also VOXBRIDGE_HTTPS.
+    #[arg(long, value_name = "ADDR")]
+    https: Option<String>,
+    /// Store URL: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB. Also
+    /// VOXBRIDGE_DATABASE_URL(_FILE); default sqlite://<data>/voxbridge.db.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SetupArgs {
+    /// Store URL (see `serve --help`).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct InfoArgs {
+    /// Print JSON for scripts instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// API name of the call center (the token's `sub`).
+    #[arg(long, value_name = "NAME", default_value = voxbridge_core::setup::DEMO_CALL_CENTER)]
+    call_center: String,
+    /// Seconds until the token expires.
+    #[arg(long, value_name = "SECS", default_value_t = token::DEFAULT_TTL_SECS)]
+    ttl: u64,
+    /// The `aud` claim [default: the configured audience, https://scrt.salesforce.com]
+    #[arg(long, value_name = "AUD")]
+    audience: Option<String>,
+    /// Leave out the `jti` claim (tokens with a jti are refused when replayed).
+    #[arg(long)]
+    no_jti: bool,
+    /// Private key to sign with [default: <data>/keys/<NAME>.private.pem].
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Generate an RSA key pair: DIR/private.pem (mode 0600) and DIR/public.pem.
+    Generate(KeysGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct KeysGenerateArgs {
+    /// Directory to write the key pair to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Key size: 2048 (recommended) or 4096.
+    #[arg(long, default_value_t = 2048)]
+    bits: usize,
+    /// Replace an existing key pair in DIR.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum CallsCommand {
+    /// Put a call on hold.
+    Hold(CallArgs),
+    /// Take a call off hold.
+    Resume(CallArgs),
+    /// Pause the call's recording.
+    PauseRecording(CallArgs),
+    /// Resume the call's recording.
+    ResumeRecording(CallArgs),
+}
+
+#[derive(Debug, Args)]
+struct CallArgs {
+    /// The VoiceCall id (or vendor call key).
+    #[arg(value_name = "CALL_ID")]
+    call_id: String,
+    /// Call center whose token authorizes the change.
+    #[arg(long, value_name = "NAME", default_value = voxbridge_core::setup::DEMO_CALL_CENTER)]
+    call_center: String,
+    /// Server root URL [default: `server.public_url`, else the HTTP address, http://127.0.0.1:8080].
+    #[arg(long, value_name = "BASE")]
+    url: Option<String>,
+    /// Private key to sign the token with [default: <data>/keys/<NAME>.private.pem].
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load_config(
+    cli: &Cli,
+    http: Option<String>,
+    https: Option<String>,
+    database_url: Option<String>,
+) -> Result<Config> {
+    let overrides =
+        Overrides { config: cli.config.clone(), data_dir: cli.data.clone(), http, https, database_url };
+    config::load(&overrides, &config::process_env())
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Serve(args) => {
+            let config = load_config(&cli, args.http.clone(), args.https.clone(), args.database_url.clone())?;
+            init_logging(&config.log_filter);
+            tracing::debug!(?config, "configuration");
+            runtime()?.block_on(serve::run(&config))
+        }
+        Command::Setup(args) => {
+            let config = load_config(&cli, None, None, args.database_url.clone())?;
+            init_logging(&config.log_filter);
+            let provisioned = runtime()?.block_on(async {
+                let (store, provisioned) = serve::prepare(&config).await?;
+                store.close().await;
+                Ok::<_, anyhow::Error>(provisioned)
+            })?;
+            let data = DataDir::new(&config.data_dir);
+            match &provisioned.created {
+                Some(_) => println!("Created the demo org {}.", provisioned.setup.org.id),
+                None => {
+                    println!("The store already has org {}; refreshed setup.json.", provisioned.setup.org.id)
+                }
+            }
+            println!("Setup written to {}.", data.setup_json().display());
+            println!(
+                "Next: `voxbridge serve{0}`, or `voxbridge info{0}` for details.",
+                serve::data_flag(&config.data_dir)
+            );
+            Ok(())
+        }
+        Command::Info(args) => {
+            let config = load_config(&cli, None, None, None)?;
+            init_logging("warn");
+            let report = info::gather(&config)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", info::human(&report));
+            }
+            Ok(())
+        }
+        Command::Token(args) => {
+            let config = load_config(&cli, None, None, None)?;
+            let data = DataDir::new(&config.data_dir);
+            let setup = data.read_setup()?;
+            if args.ttl > config.max_token_lifetime_secs {
+                eprintln!(
+                    "warning: --ttl {} is longer than the server accepts ({}s, `auth.max_token_lifetime_secs`); \
+                     the token will be refused",
+                    args.ttl, config.max_token_lifetime_secs
+                );
+            }
+            let audience = args.audience.clone().unwrap_or_else(|| config.audience.clone());
+            let jwt = token::mint(
+                &data,
+                &setup,
+                &args.call_center,
+                args.key.as_deref(),
+                &audience,
+                args.ttl,
+                !args.no_jti,
+            )?;
+            println!("{jwt}");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Generate(args)) => {
+            keys::generate_into(&args.out, args.bits, args.force)?;
+            let private = args.out.join("private.pem");
+            let public = args.out.join("public.pem");
+            println!("Wrote {} (keep it secret) and {}.", private.display(), public.display());
+            println!();
+            println!("Register the public key for a call center in the configuration file:");
+            println!();
+            println!("  [[call_centers]]");
+            println!("  api_name = \"MyCallCenter\"");
+            println!("  public_key_file = \"{}\"", std::path::absolute(&public).unwrap_or(public).display());
+            println!();
+            println!("then restart `voxbridge serve` and sign tokens with:");
+            println!("  voxbridge token --call-center MyCallCenter --key {}", private.display());
+            Ok(())
+        }
+        Command::Calls(command) => {
+            let (action, args) = match command {
+                CallsCommand::Hold(a) => (calls::Action::Hold, a),
+                CallsCommand::Resume(a) => (calls::Action::Resume, a),
+                CallsCommand::PauseRecording(a) => (calls::Action::PauseRecording, a),
+                CallsCommand::ResumeRecording(a) => (calls::Action::ResumeRecording, a),
+            };
+            let config = load_config(&cli, None, None, None)?;
+            let data = DataDir::new(&config.data_dir);
+            let setup = data.read_setup()?;
+            // Short-lived and without jti reuse concerns: one request per token.
+            let jwt = token::mint(
+                &data,
+                &setup,
+                &args.call_center,
+                args.key.as_deref(),
+                &config.audience,
+                60,
+                true,
+            )?;
+            let base = args.url.clone().unwrap_or_else(|| config.base_url());
+            let body = runtime()?.block_on(calls::send(&base, &args.call_id, &jwt, action, &data))?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,918 @@
+//! Configuration: a versioned TOML file, `VOXBRIDGE_*` environment variables and
+//! command-line flags, resolved into one [`Config`].
+//!
+//! Precedence, highest first: command-line flag, environment variable, file, default. Every
+//! environment variable `VOXBRIDGE_X` may instead be given as `VOXBRIDGE_X_FILE`, naming a
+//! file that holds the value, so secrets such as a database password can come from a
+//! mounted secret instead of the process environment. The environment is passed in as a
+//! map so resolution is a pure function of its inputs and testable without globals.
+//!
+//! Every error names where the offending value came from (flag, variable, or TOML key and
+//! file) and what would be accepted, because a server that refuses to start should say how
+//! to fix it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use voxbridge_server::{Limits, Settings};
+
+/// The configuration format this binary reads.
+pub const VERSION: i64 = 1;
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+/// The guide asks for tokens that expire "within 3 minutes"; a server cannot demand less.
+pub const MIN_TOKEN_LIFETIME_SECS: u64 = 180;
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 3600;
+
+/// Environment variables by name. Only `VOXBRIDGE_*` ones matter.
+pub type Env = BTreeMap<String, String>;
+
+/// The `VOXBRIDGE_*` variables of this process. Non-UTF-8 values are ignored.
+pub fn process_env() -> Env {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("VOXBRIDGE_"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The file format. Every field is optional so absence can fall through to env/defaults;
+// unknown keys are refused so a typo never silently does nothing.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[allow(dead_code)] // checked before deserializing, kept so the key is known
+    version: Option<toml::Value>,
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    tls: TlsSection,
+    #[serde(default)]
+    auth: AuthSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    log: LogSection,
+    #[serde(default)]
+    call_centers: Vec<CallCenterSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    http: Option<String>,
+    https: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthSection {
+    audience: Option<String>,
+    require_audience: Option<bool>,
+    max_token_lifetime_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_concurrent_calls: Option<u64>,
+    calls_per_second: Option<u64>,
+    utterances_per_second: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    filter: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallCenterSection {
+    api_name: String,
+    name: Option<String>,
+    public_key_file: Option<PathBuf>,
+    certificate_file: Option<PathBuf>,
+    unified_routing: Option<bool>,
+}
+
+// ---------------------------------------------------------------------------------------
+// The resolved configuration.
+
+/// How a call center brought in through the configuration proves its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyFile {
+    PublicKey(PathBuf),
+    Certificate(PathBuf),
+}
+
+/// A `[[call_centers]]` entry: upserted as a CallCenter record under the org at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallCenterConfig {
+    pub api_name: String,
+    pub name: String,
+    pub key: KeyFile,
+    pub unified_routing: bool,
+}
+
+/// Everything the binary's commands need, resolved from flags, environment and file.
+#[derive(Clone)]
+pub struct Config {
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    /// `None` when turned off.
+    pub http: Option<SocketAddr>,
+    /// `None` (the default) when HTTPS is off.
+    pub https: Option<SocketAddr>,
+    /// May hold a password: print only [`Config::database_url_redacted`].
+    pub database_url: String,
+    /// The URL clients reach this server at, when it differs from the listen address
+    /// (behind a proxy). Without a trailing slash.
+    pub public_url: Option<String>,
+    /// Both or neither; neither means a self-signed certificate under the data dir.
+    pub tls: Option<TlsFiles>,
+    pub audience: String,
+    pub require_audience: bool,
+    pub max_token_lifetime_secs: u64,
+    pub limits: Limits,
+    pub log_filter: String,
+    pub call_centers: Vec<CallCenterConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("file", &self.file)
+            .field("data_dir", &self.data_dir)
+            .field("http", &self.http)
+            .field("https", &self.https)
+            .field("database_url", &self.database_url_redacted())
+            .field("public_url", &self.public_url)
+            .field("tls", &self.tls)
+            .field("audience", &self.audience)
+            .field("require_audience", &self.require_audience)
+            .field("max_token_lifetime_secs", &self.max_token_lifetime_secs)
+            .field("limits", &self.limits)
+            .field("log_filter", &self.log_filter)
+            .field("call_centers", &self.call_centers)
+            .finish()
+    }
+}
+
+impl Config {
+    /// The HTTP layer's settings.
+    pub fn settings(&self) -> Settings {
+        // The struct update keeps this compiling when the server grows settings.
+        #[allow(clippy::needless_update)]
+        Settings {
+            audience: self.audience.clone(),
+            require_audience: self.require_audience,
+            max_token_lifetime: Duration::from_secs(self.max_token_lifetime_secs),
+            limits: self.limits.clone(),
+            ..Settings::default()
+        }
+    }
+
+    /// The database URL with any password replaced by `***`.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(&self.database_url)
+    }
+
+    /// The root URL clients use: `public_url`, else the HTTP listener, else the HTTPS one.
+    pub fn base_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        match (self.http, self.https) {
+            (Some(addr), _) => format!("http://{}", reachable(addr)),
+            (None, Some(addr)) => format!("https://{}", reachable(addr)),
+            (None, None) => format!("http://{DEFAULT_HTTP}"),
+        }
+    }
+
+    /// The HTTP root URL, if HTTP is on.
+    pub fn http_url(&self) -> Option<String> {
+        self.http.map(|a| format!("http://{}", reachable(a)))
+    }
+
+    /// The HTTPS root URL, if HTTPS is on.
+    pub fn https_url(&self) -> Option<String> {
+        self.https.map(|a| format!("https://{}", reachable(a)))
+    }
+}
+
+/// The address a local client connects to for a listen address: a wildcard listener is
+/// reached through loopback.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        _ => addr,
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host/...` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_string() };
+    let user = userinfo.split_once(':').map(|(u, _)| format!("{u}:***")).unwrap_or(userinfo.to_string());
+    format!("{scheme}://{user}@{host}{tail}")
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub database_url: Option<String>,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    Flag(&'static str),
+    Env(String),
+    File { key: String, file: PathBuf },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "command-line flag {flag}"),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::File { key, file } => write!(f, "`{key}` in {}", file.display()),
+        }
+    }
+}
+
+/// A parsed configuration file.
+struct LoadedFile {
+    path: PathBuf,
+    config: FileConfig,
+}
+
+impl LoadedFile {
+    fn origin(&self, key: &str) -> Origin {
+        Origin::File { key: key.to_string(), file: self.path.clone() }
+    }
+
+    /// Relative paths in the file are relative to the file's directory, so a config and
+    /// the keys beside it can move together.
+    fn path(&self, p: &Path) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+}
+
+/// Reads the configuration file (from `--config` or `VOXBRIDGE_CONFIG`, if any) and
+/// resolves everything.
+pub fn load(overrides: &Overrides, env: &Env) -> Result<Config> {
+    let path = match &overrides.config {
+        Some(p) => Some(p.clone()),
+        None => env_var(env, "VOXBRIDGE_CONFIG")?.map(|(v, _)| PathBuf::from(v)),
+    };
+    let file = match path {
+        None => None,
+        Some(path) => {
+            let text = fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "cannot read configuration file {}; check the path given to --config or VOXBRIDGE_CONFIG",
+                    path.display()
+                )
+            })?;
+            let config = parse_file(&path, &text)?;
+            Some(LoadedFile { path, config })
+        }
+    };
+    resolve(file.as_ref(), overrides, env)
+}
+
+/// Parses a configuration file's text; `path` is for messages only.
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
+    let shown = path.display();
+    let table: toml::Table = toml::from_str(text).map_err(|e| anyhow!("{shown} is not valid TOML: {e}"))?;
+    // The version is checked first: a file written for another version would otherwise
+    // fail on whatever key changed, which hides the real problem.
+    match table.get("version") {
+        None => bail!(
+            "{shown} has no `version`; add `version = {VERSION}` as its first line \
+             (see docs/configuration.md)"
+        ),
+        Some(toml::Value::Integer(v)) if *v == VERSION => {}
+        Some(other) => bail!(
+            "{shown} has `version = {other}`, but this voxbridge reads configuration version \
+             {VERSION} only; see docs/configuration.md for the format"
+        ),
+    }
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().to_string();
+        let line = inner.span().map(|s| line_of(text, s.start));
+        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        if let Some(unknown) = message.strip_prefix("unknown field ") {
+            // The path normally ends with the unknown key itself; add it if it does not.
+            let name = unknown.split(',').next().unwrap_or(unknown).trim_matches('`');
+            let full = if key == name || key.ends_with(&format!(".{name}")) {
+                key.clone()
+            } else if key == "." || key.is_empty() {
+                name.to_string()
+            } else {
+                format!("{key}.{name}")
+            };
+            let expected = unknown.split_once(", ").map(|(_, e)| format!("; {e}")).unwrap_or_default();
+            anyhow!("{shown}: unknown key `{full}`{at}{expected}")
+        } else {
+            anyhow!("{shown}: invalid value for `{key}`{at}: {message}")
+        }
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map(|t| t.matches('\n').count() + 1).unwrap_or(1)
+}
+
+/// Reads `name` or `name_FILE` from the environment.
+fn env_var(env: &Env, name: &str) -> Result<Option<(String, Origin)>> {
+    let file_var = format!("{name}_FILE");
+    match (env.get(name), env.get(&file_var)) {
+        (Some(_), Some(_)) => bail!("both {name} and {file_var} are set; unset one of them"),
+        (Some(v), None) => Ok(Some((v.clone(), Origin::Env(name.to_string())))),
+        (None, Some(path)) => {
+            let text = fs::read_to_string(path)
+                .with_context(|| format!("{file_var} names {path}, which cannot be read"))?;
+            // Secret files usually end with a newline that is not part of the value.
+            Ok(Some((text.trim_end_matches(['\n', '\r']).to_string(), Origin::Env(file_var))))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// A string setting: flag, else environment, else file.
+fn string_setting(
+    flag: Option<(&String, &'static str)>,
+    env: &Env,
+    var: &str,
+    file: Option<(&LoadedFile, Option<&String>, &str)>,
+) -> Result<Option<(String, Origin)>> {
+    if let Some((v, name)) = flag {
+        return Ok(Some((v.clone(), Origin::Flag(name))));
+    }
+    if let Some(found) = env_var(env, var)? {
+        return Ok(Some(found));
+    }
+    Ok(file.and_then(|(f, v, key)| v.map(|v| (v.clone(), f.origin(key)))))
+}
+
+/// A typed setting: environment (parsed), else file.
+fn parsed_setting<T: FromStr>(
+    env: &Env,
+    var: &str,
+    file: Option<&LoadedFile>,
+    pick: impl Fn(&FileConfig) -> Option<T>,
+    key: &str,
+    expected: &str,
+) -> Result<Option<(T, Origin)>> {
+    if let Some((raw, origin)) = env_var(env, var)? {
+        let value = raw.trim().parse().map_err(|_| anyhow!("{origin} is `{raw}`, expected {expected}"))?;
+        return Ok(Some((value, origin)));
+    }
+    Ok(file.and_then(|f| pick(&f.config).map(|v| (v, f.origin(key)))))
+}
+
+/// A boolean as people write it in environment variables.
+#[derive(Debug, Clone, Copy)]
+struct Flag(bool);
+
+impl FromStr for Flag {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Flag, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Flag(true)),
+            "false" | "0" | "no" | "off" => Ok(Flag(false)),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Parses a listen address; `off` or empty turns the listener off.
+fn listen_addr(raw: &str, origin: &Origin) -> Result<Option<SocketAddr>> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    // `localhost` is what people type; resolving it would be a DNS lookup, and it always
+    // means loopback here.
+    let normalized = match raw.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => raw.to_string(),
+    };
+    normalized.parse().map(Some).map_err(|_| {
+        anyhow!("{origin} is `{raw}`, expected an address like 127.0.0.1:8080, 0.0.0.0:8443 or [::]:8080, or `off`")
+    })
+}
+
+/// Resolves a configuration from an already parsed file, flags and environment.
+fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config> {
+    let from_file =
+        |pick: fn(&FileConfig) -> Option<&String>, key: &'static str| file.map(|f| (f, pick(&f.config), key));
+
+    // Data dir: a path; relative file values are relative to the file.
+    let data_dir = match &o.data_dir {
+        Some(d) => d.clone(),
+        None => match env_var(env, "VOXBRIDGE_DATA")? {
+            Some((v, origin)) if v.trim().is_empty() => bail!("{origin} is empty; give a directory"),
+            Some((v, _)) => PathBuf::from(v),
+            None => match file.and_then(|f| f.config.server.data_dir.as_ref().map(|d| f.path(d))) {
+                Some(d) => d,
+                None => PathBuf::from(DEFAULT_DATA_DIR),
+            },
+        },
+    };
+
+    let http = match string_setting(
+        o.http.as_ref().map(|v| (v, "--http")),
+        env,
+        "VOXBRIDGE_HTTP",
+        from_file(|c| c.server.http.as_ref(), "server.http"),
+    )? {
+        Some((raw, origin)) => listen_addr(&raw, &origin)?,
+        None => Some(DEFAULT_HTTP.parse().expect("default address parses")),
+    };
+    let https = match string_setting(
+        o.https.as_ref().map(|v| (v, "--https")),
+        env,
+        "VOXBRIDGE_HTTPS",
+        from_file(|c| c.server.https.as_ref(), "server.https"),
+    )? {
+        Some((raw, origin)) => listen_addr(&raw, &origin)?,
+        None => None,
+    };
+    if http.is_none() && https.is_none() {
+        bail!("both HTTP and HTTPS are turned off; give at least one listen address (--http or --https)");
+    }
+
+    let database_url = match string_setting(
+        o.database_url.as_ref().map(|v| (v, "--database-url")),
+        env,
+        "VOXBRIDGE_DATABASE_URL",
+        from_file(|c| c.server.database_url.as_ref(), "server.database_url"),
+    )? {
+        Some((url, origin)) => {
+            let url = url.trim().to_string();
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                // The value may hold a password: show only its redacted form.
+                bail!(
+                    "{origin} is `{}`, expected sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",
+                    redact_url(&url)
+                );
+            }
+            url
+        }
+        None => format!("sqlite://{}", data_dir.join("voxbridge.db").display()),
+    };
+
+    let public_url = match string_setting(
+        None,
+        env,
+        "VOXBRIDGE_PUBLIC_URL",
+        from_file(|c| c.server.public_url.as_ref(), "server.public_url"),
+    )? {
+        Some((url, origin)) => {
+            let url = url.trim().trim_end_matches('/').to_string();
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+                bail!("{origin} is `{url}`, expected a URL like https://voice.example.com");
+            }
+            Some(url)
+        }
+        None => None,
+    };
+
+    // An empty variable clears a path the file set.
+    let tls_path = |var: &str, pick: fn(&FileConfig) -> Option<&PathBuf>| -> Result<Option<PathBuf>> {
+        Ok(match env_var(env, var)? {
+            Some((v, _)) if !v.trim().is_empty() => Some(PathBuf::from(v)),
+            Some(_) => None,
+            None => file.and_then(|f| pick(&f.config).map(|p| f.path(p))),
+        })
+    };
+    let cert = tls_path("VOXBRIDGE_TLS_CERT", |c| c.tls.cert.as_ref())?;
+    let key = tls_path("VOXBRIDGE_TLS_KEY", |c| c.tls.key.as_ref())?;
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => bail!(
+            "a TLS certificate is configured but no key; set `tls.key` (or VOXBRIDGE_TLS_KEY) too, \
+             or neither to use a self-signed certificate"
+        ),
+        (None, Some(_)) => bail!(
+            "a TLS key is configured but no certificate; set `tls.cert` (or VOXBRIDGE_TLS_CERT) too, \
+             or neither to use a self-signed certificate"
+        ),
+    };
+
+    let defaults = Settings::default();
+    let audience = match string_setting(
+        None,
+        env,
+        "VOXBRIDGE_AUTH_AUDIENCE",
+        from_file(|c| c.auth.audience.as_ref(), "auth.audience"),
+    )? {
+        Some((a, origin)) if a.trim().is_empty() => {
+            bail!("{origin} is empty; give the expected `aud` claim, e.g. https://scrt.salesforce.com")
+        }
+        Some((a, _)) => a.trim().to_string(),
+        None => defaults.audience.clone(),
+    };
+    let require_audience = parsed_setting::<Flag>(
+        env,
+        "VOXBRIDGE_AUTH_REQUIRE_AUDIENCE",
+        file,
+        |c| c.auth.require_audience.map(Flag),
+        "auth.require_audience",
+        "true or false",
+    )?
+    .map(|(f, _)| f.0)
+    .unwrap_or(defaults.require_audience);
+    let max_token_lifetime_secs = match parsed_setting::<u64>(
+        env,
+        "VOXBRIDGE_AUTH_MAX_TOKEN_LIFETIME_SECS",
+        file,
+        |c| c.auth.max_token_lifetime_secs,
+        "auth.max_token_lifetime_secs",
+        "a number of seconds",
+    )? {
+        Some((secs, origin)) => {
+            if !(MIN_TOKEN_LIFETIME_SECS..=MAX_TOKEN_LIFETIME_SECS).contains(&secs) {
+                bail!(
+                    "{origin} is {secs}, expected between {MIN_TOKEN_LIFETIME_SECS} and \
+                     {MAX_TOKEN_LIFETIME_SECS} seconds (the guide's tokens expire within 3 minutes)"
+                );
+            }
+            secs
+        }
+        None => defaults.max_token_lifetime.as_secs(),
+    };
+
+    let limit = |var: &str, pick: fn(&FileConfig) -> Option<u64>, key: &str, default: u64| -> Result<u64> {
+        match parsed_setting::<u64>(env, var, file, pick, key, "a positive whole number")? {
+            Some((0, origin)) => bail!("{origin} is 0; limits must be at least 1"),
+            Some((v, _)) => Ok(v),
+            None => Ok(default),
+        }
+    };
+    let limits = Limits {
+        max_concurrent_calls: limit(
+            "VOXBRIDGE_LIMITS_MAX_CONCURRENT_CALLS",
+            |c| c.limits.max_concurrent_calls,
+            "limits.max_concurrent_calls",
+            defaults.limits.max_concurrent_calls,
+        )?,
+        calls_per_second: limit(
+            "VOXBRIDGE_LIMITS_CALLS_PER_SECOND",
+            |c| c.limits.calls_per_second,
+            "limits.calls_per_second",
+            defaults.limits.calls_per_second,
+        )?,
+        utterances_per_second: limit(
+            "VOXBRIDGE_LIMITS_UTTERANCES_PER_SECOND",
+            |c| c.limits.utterances_per_second,
+            "limits.utterances_per_second",
+            defaults.limits.utterances_per_second,
+        )?,
+    };
+
+    let log_filter =
+        match string_setting(None, env, "VOXBRIDGE_LOG", from_file(|c| c.log.filter.as_ref(), "log.filter"))?
+        {
+            Some((f, origin)) => {
+                tracing_subscriber::EnvFilter::try_new(f.trim()).map_err(|e| {
+                    anyhow!(
+                        "{origin} is `{f}`, expected a log filter like `info` or `voxbridge=debug,info`: {e}"
+                    )
+                })?;
+                f.trim().to_string()
+            }
+            None => "info".to_string(),
+        };
+
+    let call_centers = match file {
+        Some(f) => call_centers(f)?,
+        None => Vec::new(),
+    };
+
+    Ok(Config {
+        file: file.map(|f| f.path.clone()),
+        data_dir,
+        http,
+        https,
+        database_url,
+        public_url,
+        tls,
+        audience,
+        require_audience,
+        max_token_lifetime_secs,
+        limits,
+        log_filter,
+        call_centers,
+    })
+}
+
+/// Validates `[[call_centers]]`: API names are unique identifiers and each entry names
+/// exactly one key file.
+fn call_centers(f: &LoadedFile) -> Result<Vec<CallCenterConfig>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, cc) in f.config.call_centers.iter().enumerate() {
+        let at = |field: &str| f.origin(&format!("call_centers[{i}].{field}"));
+        let name = cc.api_name.trim();
+        let valid = !name.is_empty()
+            && name.len() <= 80
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            bail!(
+                "{} is `{}`, expected an API name: letters, digits and underscores, starting with a letter",
+                at("api_name"),
+                cc.api_name
+            );
+        }
+        if !seen.insert(name.to_string()) {
+            bail!("{} repeats `{name}`; each call center appears once", at("api_name"));
+        }
+        let key = match (&cc.public_key_file, &cc.certificate_file) {
+            (Some(p), None) => KeyFile::PublicKey(f.path(p)),
+            (None, Some(p)) => KeyFile::Certificate(f.path(p)),
+            (Some(_), Some(_)) => bail!(
+                "call_centers[{i}] (`{name}`) in {} sets both public_key_file and certificate_file; keep one",
+                f.path.display()
+            ),
+            (None, None) => bail!(
+                "call_centers[{i}] (`{name}`) in {} needs public_key_file or certificate_file \
+                 (a PEM file; `voxbridge keys generate` makes a key pair)",
+                f.path.display()
+            ),
+        };
+        out.push(CallCenterConfig {
+            api_name: name.to_string(),
+            name: cc.name.clone().unwrap_or_else(|| name.to_string()),
+            key,
+            unified_routing: cc.unified_routing.unwrap_or(true),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn from_text(text: &str, o: &Overrides, e: &Env) -> Result<Config> {
+        let path = PathBuf::from("/etc/voxbridge/voxbridge.toml");
+        let config = parse_file(&path, text)?;
+        resolve(Some(&LoadedFile { path, config }), o, e)
+    }
+
+    fn err(r: Result<Config>) -> String {
+        format!("{:#}", r.expect_err("expected an error"))
+    }
+
+    #[test]
+    fn defaults_without_file() {
+        let c = resolve(None, &Overrides::default(), &Env::new()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.http, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(c.https, None);
+        assert_eq!(c.database_url, "sqlite://./data/voxbridge.db");
+        assert_eq!(c.audience, "https://scrt.salesforce.com");
+        assert_eq!(c.max_token_lifetime_secs, Settings::default().max_token_lifetime.as_secs());
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.base_url(), "http://127.0.0.1:8080");
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn example_file_parses_with_every_key() {
+        let text = include_str!("../../../docs/examples/voxbridge.toml");
+        let c = from_text(text, &Overrides::default(), &Env::new()).unwrap();
+        assert_eq!(c.call_centers.len(), 1);
+        assert!(c.https.is_some());
+    }
+
+    #[test]
+    fn precedence_flag_env_file_default() {
+        let text = "version = 1\n[server]\nhttp = \"127.0.0.1:1001\"\ndata_dir = \"state\"\n";
+        let c = from_text(text, &Overrides::default(), &Env::new()).unwrap();
+        assert_eq!(c.http.unwrap().port(), 1001);
+        assert_eq!(c.data_dir, PathBuf::from("/etc/voxbridge/state"), "relative to the file");
+        assert_eq!(c.database_url, "sqlite:///etc/voxbridge/state/voxbridge.db");
+
+        let e = env(&[("VOXBRIDGE_HTTP", "127.0.0.1:1002"), ("VOXBRIDGE_DATA", "envdata")]);
+        let c = from_text(text, &Overrides::default(), &e).unwrap();
+        assert_eq!(c.http.unwrap().port(), 1002);
+        assert_eq!(c.data_dir, PathBuf::from("envdata"));
+
+        let o = Overrides {
+            http: Some("127.0.0.1:1003".into()),
+            data_dir: Some("flagdata".into()),
+            ..Overrides::default()
+        };
+        let c = from_text(text, &o, &e).unwrap();
+        assert_eq!(c.http.unwrap().port(), 1003);
+        assert_eq!(c.data_dir, PathBuf::from("flagdata"));
+    }
+
+    #[test]
+    fn env_overrides_every_section() {
+        let e = env(&[
+            ("VOXBRIDGE_HTTPS", "0.0.0.0:8443"),
+            ("VOXBRIDGE_DATABASE_URL", "postgres://vb:hunter2@db/voxbridge"),
+            ("VOXBRIDGE_PUBLIC_URL", "https://voice.example.com/"),
+            ("VOXBRIDGE_TLS_CERT", "/tls/cert.pem"),
+            ("VOXBRIDGE_TLS_KEY", "/tls/key.pem"),
+            ("VOXBRIDGE_AUTH_AUDIENCE", "https://voice.example.com"),
+            ("VOXBRIDGE_AUTH_REQUIRE_AUDIENCE", "yes"),
+            ("VOXBRIDGE_AUTH_MAX_TOKEN_LIFETIME_SECS", "600"),
+            ("VOXBRIDGE_LIMITS_MAX_CONCURRENT_CALLS", "10"),
+            ("VOXBRIDGE_LIMITS_CALLS_PER_SECOND", "2"),
+            ("VOXBRIDGE_LIMITS_UTTERANCES_PER_SECOND", "30"),
+            ("VOXBRIDGE_LOG", "debug"),
+        ]);
+        let text = "version = 1\n[auth]\nmax_token_lifetime_secs = 300\n[limits]\ncalls_per_second = 9\n";
+        let c = from_text(text, &Overrides::default(), &e).unwrap();
+        assert_eq!(c.https, Some("0.0.0.0:8443".parse().unwrap()));
+        assert_eq!(c.https_url().unwrap(), "https://127.0.0.1:8443");
+        assert_eq!(c.database_url_redacted(), "postgres://vb:***@db/voxbridge");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.base_url(), "https://voice.example.com");
+        assert_eq!(c.tls, Some(TlsFiles { cert: "/tls/cert.pem".into(), key: "/tls/key.pem".into() }));
+        let s = c.settings();
+        assert_eq!(s.audience, "https://voice.example.com");
+        assert!(s.require_audience);
+        assert_eq!(s.max_token_lifetime, Duration::from_secs(600));
+        assert_eq!(
+            s.limits,
+            Limits { max_concurrent_calls: 10, calls_per_second: 2, utterances_per_second: 30 }
+        );
+        assert_eq!(c.log_filter, "debug");
+    }
+
+    #[test]
+    fn file_variants_read_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("db-url");
+        fs::write(&secret, "postgres://vb:s3cret@db/voxbridge\n").unwrap();
+        let e = env(&[("VOXBRIDGE_DATABASE_URL_FILE", secret.to_str().unwrap())]);
+        let c = resolve(None, &Overrides::default(), &e).unwrap();
+        assert_eq!(c.database_url, "postgres://vb:s3cret@db/voxbridge");
+
+        let e = env(&[("VOXBRIDGE_DATABASE_URL_FILE", "/x"), ("VOXBRIDGE_DATABASE_URL", "sqlite://y")]);
+        let m = err(resolve(None, &Overrides::default(), &e));
+        assert!(m.contains("both VOXBRIDGE_DATABASE_URL and VOXBRIDGE_DATABASE_URL_FILE"), "{m}");
+
+        let e = env(&[("VOXBRIDGE_DATABASE_URL_FILE", "/nonexistent/voxbridge-secret")]);
+        let m = err(resolve(None, &Overrides::default(), &e));
+        assert!(m.contains("VOXBRIDGE_DATABASE_URL_FILE names /nonexistent/voxbridge-secret"), "{m}");
+    }
+
+    #[test]
+    fn missing_and_wrong_version() {
+        let m = err(from_text("[server]\nhttp = \"127.0.0.1:1\"\n", &Overrides::default(), &Env::new()));
+        assert!(m.contains("has no `version`") && m.contains("version = 1"), "{m}");
+        let m = err(from_text("version = 2\n", &Overrides::default(), &Env::new()));
+        assert!(m.contains("version = 2") && m.contains("version 1 only"), "{m}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path() {
+        let m = err(from_text("version = 1\n[server]\nhtp = \"x\"\n", &Overrides::default(), &Env::new()));
+        assert!(m.contains("unknown key `server.htp`"), "{m}");
+        assert!(m.contains("line 3"), "{m}");
+        assert!(m.contains("`http`"), "expected keys listed: {m}");
+        let m = err(from_text("version = 1\ncolour = 1\n", &Overrides::default(), &Env::new()));
+        assert!(m.contains("unknown key `colour`"), "{m}");
+        let text = "version = 1\n[[call_centers]]\napi_name = \"A\"\npublic_key = \"x\"\n";
+        let m = err(from_text(text, &Overrides::default(), &Env::new()));
+        assert!(m.contains("unknown key `call_centers[0].public_key`"), "{m}");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_expected() {
+        let o = Overrides::default();
+        let e = Env::new();
+        let m = err(from_text("version = 1\n[auth]\nmax_token_lifetime_secs = 10\n", &o, &e));
+        assert!(m.contains("`auth.max_token_lifetime_secs`") && m.contains("between 180 and 3600"), "{m}");
+        let m = err(from_text("version = 1\n[auth]\nmax_token_lifetime_secs = \"ten\"\n", &o, &e));
+        assert!(m.contains("invalid value for `auth.max_token_lifetime_secs`"), "{m}");
+        let m = err(from_text("version = 1\n[server]\nhttp = \"nowhere\"\n", &o, &e));
+        assert!(m.contains("`server.http`") && m.contains("127.0.0.1:8080"), "{m}");
+        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_LIMITS_CALLS_PER_SECOND", "lots")])));
+        assert!(m.contains("VOXBRIDGE_LIMITS_CALLS_PER_SECOND is `lots`"), "{m}");
+        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_LIMITS_CALLS_PER_SECOND", "0")])));
+        assert!(m.contains("at least 1"), "{m}");
+        let m = err(resolve(None, &Overrides { http: Some("x".into()), ..o.clone() }, &e));
+        assert!(m.contains("command-line flag --http is `x`"), "{m}");
+        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_DATABASE_URL", "mysql://u:pw@h/d")])));
+        assert!(m.contains("mysql://u:***@h/d") && !m.contains("pw@"), "{m}");
+        let m = err(from_text("version = 1\n[tls]\ncert = \"c.pem\"\n", &o, &e));
+        assert!(m.contains("no key"), "{m}");
+        let m = err(from_text("version = 1\nnot toml", &o, &e));
+        assert!(m.contains("not valid TOML"), "{m}");
+    }
+
+    #[test]
+    fn listeners_can_be_turned_off() {
+        let e = env(&[("VOXBRIDGE_HTTP", "off"), ("VOXBRIDGE_HTTPS", "[::]:8443")]);
+        let c = resolve(None, &Overrides::default(), &e).unwrap();
+        assert_eq!(c.http, None);
+        assert_eq!(c.base_url(), "https://[::1]:8443");
+        let e = env(&[("VOXBRIDGE_HTTP", "off")]);
+        assert!(err(resolve(None, &Overrides::default(), &e)).contains("at least one"));
+        let o = Overrides { https: Some("off".into()), ..Overrides::default() };
+        let c = from_text("version = 1\n[server]\nhttps = \"127.0.0.1:8443\"\n", &o, &Env::new()).unwrap();
+        assert_eq!(c.https, None);
+    }
+
+    #[test]
+    fn call_center_entries() {
+        let text = "version = 1\n[[call_centers]]\napi_name = \"Acme\"\npublic_key_file = \"keys/acme.pem\"\n\
+                    [[call_centers]]\napi_name = \"Beta\"\ncertificate_file = \"/abs/beta.crt\"\nunified_routing = false\n";
+        let c = from_text(text, &Overrides::default(), &Env::new()).unwrap();
+        assert_eq!(
+            c.call_centers,
+            vec![
+                CallCenterConfig {
+                    api_name: "Acme".into(),
+                    name: "Acme".into(),
+                    key: KeyFile::PublicKey("/etc/voxbridge/keys/acme.pem".into()),
+                    unified_routing: true,
+                },
+                CallCenterConfig {
+                    api_name: "Beta".into(),
+                    name: "Beta".into(),
+                    key: KeyFile::Certificate("/abs/beta.crt".into()),
+                    unified_routing: false,
+                },
+            ]
+        );
+        let m = err(from_text(
+            "version = 1\n[[call_centers]]\napi_name = \"A\"\n",
+            &Overrides::default(),
+            &Env::new(),
+        ));
+        assert!(m.contains("needs public_key_file or certificate_file"), "{m}");
+        let m = err(from_text(
+            "version = 1\n[[call_centers]]\napi_name = \"bad name\"\npublic_key_file = \"k\"\n",
+            &Overrides::default(),
+            &Env::new(),
+        ));
+        assert!(m.contains("call_centers[0].api_name"), "{m}");
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact_url("postgres://u:p@h:5432/db?x=1"), "postgres://u:***@h:5432/db?x=1");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
+        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+    }
+}

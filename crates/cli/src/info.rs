@@ -1,0 +1,299 @@
+//! `voxbridge info`: what a data directory and configuration set up, for people (default)
+//! and for scripts (`--json`, a stable object described in docs/configuration.md).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config::{Config, KeyFile};
+use crate::datadir::{
+    AgentInfo, CustomFieldInfo, DataDir, OrgInfo, PhoneChannelInfo, QueueInfo, RoutingInfo,
+};
+use crate::serve::data_flag;
+
+#[derive(Debug, Serialize)]
+pub struct Info {
+    pub data_dir: String,
+    pub config_file: Option<String>,
+    pub setup_file: String,
+    pub written_at: String,
+    pub org: OrgInfo,
+    pub call_centers: Vec<CallCenterOut>,
+    pub phone_channels: Vec<PhoneChannelInfo>,
+    pub routing_definitions: Vec<RoutingInfo>,
+    pub queues: Vec<QueueInfo>,
+    pub agents: Vec<AgentInfo>,
+    pub custom_fields: Vec<CustomFieldInfo>,
+    pub urls: Urls,
+    pub tls: TlsOut,
+    pub database: DatabaseOut,
+    pub auth: AuthOut,
+    pub limits: LimitsOut,
+    /// A command that prints a token for the first call center with a local private key.
+    pub token_command: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallCenterOut {
+    /// `None` for a call center in the configuration that no `serve` has registered yet.
+    pub id: Option<String>,
+    pub id18: Option<String>,
+    pub api_name: String,
+    pub name: String,
+    pub unified_routing: bool,
+    pub key_kind: String,
+    /// `demo` (made in this data dir), `config` (from `[[call_centers]]`) or `store`.
+    pub source: String,
+    pub private_key_file: Option<String>,
+    pub public_key_file: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Urls {
+    /// Root URL clients use (public URL, else HTTP, else HTTPS).
+    pub base: String,
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub public: Option<String>,
+    /// `{base}/telephony/v1`
+    pub telephony_api: String,
+    pub openapi: String,
+    pub admin_api: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TlsOut {
+    pub enabled: bool,
+    pub self_signed: bool,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatabaseOut {
+    pub backend: String,
+    /// Password replaced by `***`.
+    pub url: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthOut {
+    pub audience: String,
+    pub require_audience: bool,
+    pub max_token_lifetime_secs: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LimitsOut {
+    pub max_concurrent_calls: u64,
+    pub calls_per_second: u64,
+    pub utterances_per_second: u64,
+}
+
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
+}
+
+/// Collects the report from `setup.json` and the configuration.
+pub fn gather(config: &Config) -> Result<Info> {
+    let data = DataDir::new(&config.data_dir);
+    let setup = data.read_setup()?;
+    let resolve = |p: &str| absolute(&data.resolve(p));
+
+    let mut call_centers: Vec<CallCenterOut> = setup
+        .call_centers
+        .iter()
+        .map(|c| {
+            let configured = config.call_centers.iter().any(|cc| cc.api_name == c.api_name);
+            CallCenterOut {
+                id: Some(c.id.clone()),
+                id18: Some(c.id18.clone()),
+                api_name: c.api_name.clone(),
+                name: c.name.clone(),
+                unified_routing: c.unified_routing,
+                key_kind: c.key_kind.clone(),
+                source: if configured {
+                    "config"
+                } else if c.private_key_file.is_some() {
+                    "demo"
+                } else {
+                    "store"
+                }
+                .to_string(),
+                private_key_file: c.private_key_file.as_deref().map(resolve),
+                public_key_file: c.public_key_file.as_deref().map(resolve),
+            }
+        })
+        .collect();
+    for cc in &config.call_centers {
+        if setup.call_center(&cc.api_name).is_none() {
+            let (kind, path) = match &cc.key {
+                KeyFile::PublicKey(p) => ("public_key", p),
+                KeyFile::Certificate(p) => ("certificate", p),
+            };
+            call_centers.push(CallCenterOut {
+                id: None,
+                id18: None,
+                api_name: cc.api_name.clone(),
+                name: cc.name.clone(),
+                unified_routing: cc.unified_routing,
+                key_kind: kind.to_string(),
+                source: "config".to_string(),
+                private_key_file: None,
+                public_key_file: Some(absolute(path)),
+            });
+        }
+    }
+
+    let base = config.base_url();
+    let self_signed = config.tls.is_none();
+    let (cert, key): (Option<PathBuf>, Option<PathBuf>) = match (&config.tls, config.https) {
+        (Some(t), _) => (Some(t.cert.clone()), Some(t.key.clone())),
+        (None, Some(_)) => (Some(data.tls_cert()), Some(data.tls_key())),
+        (None, None) => (None, None),
+    };
+    let token_command = call_centers
+        .iter()
+        .find(|c| c.private_key_file.is_some())
+        .map(|c| format!("voxbridge token --call-center {}{}", c.api_name, data_flag(&config.data_dir)));
+
+    Ok(Info {
+        data_dir: absolute(&config.data_dir),
+        config_file: config.file.as_deref().map(absolute),
+        setup_file: absolute(&data.setup_json()),
+        written_at: setup.written_at.clone(),
+        org: setup.org.clone(),
+        call_centers,
+        phone_channels: setup.phone_channels.clone(),
+        routing_definitions: setup.routing_definitions.clone(),
+        queues: setup.queues.clone(),
+        agents: setup.agents.clone(),
+        custom_fields: setup.custom_fields.clone(),
+        urls: Urls {
+            telephony_api: format!("{base}/telephony/v1"),
+            openapi: format!("{base}/openapi.json"),
+            admin_api: format!("{base}/admin/v1"),
+            http: config.http_url(),
+            https: config.https_url(),
+            public: config.public_url.clone(),
+            base,
+        },
+        tls: TlsOut {
+            enabled: config.https.is_some(),
+            self_signed: config.https.is_some() && self_signed,
+            cert: cert.as_deref().map(absolute),
+            key: key.as_deref().map(absolute),
+        },
+        database: DatabaseOut {
+            backend: if config.database_url.starts_with("postgres") { "postgres" } else { "sqlite" }
+                .to_string(),
+            url: config.database_url_redacted(),
+        },
+        auth: AuthOut {
+            audience: config.audience.clone(),
+            require_audience: config.require_audience,
+            max_token_lifetime_secs: config.max_token_lifetime_secs,
+        },
+        limits: LimitsOut {
+            max_concurrent_calls: config.limits.max_concurrent_calls,
+            calls_per_second: config.limits.calls_per_second,
+            utterances_per_second: config.limits.utterances_per_second,
+        },
+        token_command,
+    })
+}
+
+/// The report as text for a terminal.
+pub fn human(info: &Info) -> String {
+    let mut o = String::new();
+    let w = &mut o;
+    let _ = writeln!(w, "Voxbridge setup in {} (written {})", info.data_dir, info.written_at);
+    if let Some(file) = &info.config_file {
+        let _ = writeln!(w, "Configuration: {file}");
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(w, "Org             {}", info.org.name);
+    let _ = writeln!(w, "  id            {} (18: {})", info.org.id, info.org.id18);
+
+    let _ = writeln!(w, "\nCall centers");
+    for c in &info.call_centers {
+        let id = c.id.as_deref().unwrap_or("not registered yet: run `voxbridge serve`");
+        let _ = writeln!(w, "  {}  ({}, {}; id {id})", c.api_name, c.name, c.source);
+        let _ = writeln!(w, "    unified routing  {}", if c.unified_routing { "on" } else { "off" });
+        if let Some(p) = &c.private_key_file {
+            let _ = writeln!(w, "    private key      {p}");
+        }
+        if let Some(p) = &c.public_key_file {
+            let label = if c.key_kind == "certificate" { "certificate " } else { "public key  " };
+            let _ = writeln!(w, "    {label}     {p}");
+        }
+    }
+
+    let _ = writeln!(w, "\nPhone numbers");
+    for p in &info.phone_channels {
+        let _ = writeln!(
+            w,
+            "  {}  -> {}, routing {}, fallback queue {}",
+            p.phone_number,
+            p.call_center.as_deref().unwrap_or("-"),
+            p.routing_definition.as_deref().unwrap_or("-"),
+            p.fallback_queue.as_deref().unwrap_or("-")
+        );
+    }
+
+    let _ = writeln!(w, "\nRouting definitions");
+    for r in &info.routing_definitions {
+        let _ = writeln!(w, "  {:<18} {}", r.developer_name, r.rule);
+    }
+
+    let _ = writeln!(w, "\nQueues");
+    for q in &info.queues {
+        let _ = writeln!(w, "  {:<10} {}  {}", q.developer_name, q.id, q.external_ids.join(", "));
+    }
+
+    let _ = writeln!(w, "\nAgents");
+    for a in &info.agents {
+        let _ = writeln!(w, "  {:<28} {:<14} {}  {}", a.username, a.name, a.id, a.external_ids.join(", "));
+    }
+
+    let _ = writeln!(w, "\nVoiceCall custom fields");
+    for f in &info.custom_fields {
+        let detail = match (&f.length, &f.picklist_values) {
+            (_, Some(values)) => format!("{}: {}", f.kind, values.join(", ")),
+            (Some(len), None) => format!("{} {len}", f.kind),
+            (None, None) => f.kind.clone(),
+        };
+        let _ = writeln!(w, "  {:<46} {detail}", f.field);
+    }
+
+    let _ = writeln!(w, "\nEndpoints");
+    let _ = writeln!(w, "  Telephony API    {}", info.urls.telephony_api);
+    if let (Some(https), Some(_)) = (&info.urls.https, &info.urls.http) {
+        let _ = writeln!(w, "  over HTTPS       {https}/telephony/v1");
+    }
+    let _ = writeln!(w, "  OpenAPI          {}", info.urls.openapi);
+    let _ = writeln!(w, "  Admin API        {}", info.urls.admin_api);
+    match (&info.tls.enabled, &info.tls.cert) {
+        (true, Some(cert)) => {
+            let kind = if info.tls.self_signed { "self-signed " } else { "" };
+            let _ = writeln!(w, "  TLS              {kind}certificate {cert}");
+        }
+        _ => {
+            let _ = writeln!(w, "  TLS              off (enable with --https ADDR or `server.https`)");
+        }
+    }
+    let _ = writeln!(w, "  Store            {} ({})", info.database.backend, info.database.url);
+    let _ = writeln!(
+        w,
+        "  Tokens           aud {}, at most {}s ahead{}",
+        info.auth.audience,
+        info.auth.max_token_lifetime_secs,
+        if info.auth.require_audience { ", aud required" } else { "" }
+    );
+    if let Some(cmd) = &info.token_command {
+        let _ = writeln!(w, "\nGet a token:  {cmd}");
+    }
+    o
+}

@@ -1,0 +1,268 @@
+//! Bringing a store and data directory to a usable state: the demo org on first start,
+//! call centers from the configuration upserted on every start, and `setup.json`
+//! rewritten from what the store holds.
+//!
+//! `setup.json` is always derived from the store rather than written once, so a crash
+//! between inserting the demo org and writing the file, a moved data directory or a shared
+//! PostgreSQL database all end up with a correct file on the next start.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use voxbridge_core::setup::{self, CallCenterKey, DemoSummary, DEMO_CALL_CENTER};
+use voxbridge_core::{Record, SfId};
+use voxbridge_store::{Store, WriteOp};
+
+use crate::config::{CallCenterConfig, Config, KeyFile};
+use crate::datadir::{
+    AgentInfo, CallCenterInfo, CustomFieldInfo, DataDir, OrgInfo, PhoneChannelInfo, QueueInfo, RoutingInfo,
+    SetupFile, SETUP_VERSION,
+};
+use crate::keys;
+
+/// The result of [`provision`].
+pub struct Provisioned {
+    pub setup: SetupFile,
+    /// Set when this call created the demo org.
+    pub created: Option<DemoSummary>,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Makes sure the store has an org (creating the demo org if it has none), applies the
+/// configured call centers, and rewrites `setup.json`.
+pub async fn provision(store: &dyn Store, config: &Config, data: &DataDir) -> Result<Provisioned> {
+    let orgs = store.orgs().await.context("cannot read organizations from the store")?;
+    // Prefer the org this data dir described before, so a shared database with several
+    // orgs keeps serving the same one.
+    let previous = data.read_setup().ok().map(|s| s.org.id);
+    let chosen = previous
+        .as_deref()
+        .and_then(|p| orgs.iter().find(|o| o.id.as_str() == p))
+        .or_else(|| orgs.first())
+        .map(|o| o.id.clone());
+    let (org, created) = match chosen {
+        Some(org) => (org, None),
+        None => {
+            let summary = create_demo(store, data).await?;
+            (summary.org_id.clone(), Some(summary))
+        }
+    };
+    for cc in &config.call_centers {
+        upsert_call_center(store, &org, cc).await?;
+    }
+    let setup = setup_from_store(store, &org, config, data).await?;
+    data.write_setup(&setup)?;
+    Ok(Provisioned { setup, created })
+}
+
+/// Creates the demo org: reuses the demo key pair if one is already in the data dir (so
+/// tokens keep verifying after the database is reset), else generates one.
+async fn create_demo(store: &dyn Store, data: &DataDir) -> Result<DemoSummary> {
+    let keys_dir = data.keys_dir();
+    fs::create_dir_all(&keys_dir).with_context(|| format!("cannot create {}", keys_dir.display()))?;
+    let private_path = data.resolve(&DataDir::private_key_rel(DEMO_CALL_CENTER));
+    let public_path = data.resolve(&DataDir::public_key_rel(DEMO_CALL_CENTER));
+    let pair = if private_path.exists() {
+        tracing::info!(path = %private_path.display(), "reusing the demo call center's key pair");
+        keys::load(&private_path)?
+    } else {
+        tracing::info!("generating the demo call center's RSA-2048 key pair");
+        let pair = keys::generate(2048)?;
+        // Keys first: if inserting fails, the next start reuses them instead of orphaning.
+        keys::write_private(&private_path, &pair.private_pem, false)?;
+        pair
+    };
+    keys::write_public(&public_path, &pair.public_pem, true)?;
+
+    let demo = setup::demo_setup(&mut rand::thread_rng(), now_ms(), &pair.public_pem);
+    let ops = demo.records.into_iter().map(WriteOp::Insert).collect();
+    store.apply(ops).await.context("cannot store the demo org")?;
+    tracing::info!(org = %demo.summary.org_id, "created the demo org");
+    Ok(demo.summary)
+}
+
+/// Reads a call center's key file from the configuration and checks it is the kind of PEM
+/// it claims to be, so a swapped file fails at start rather than on the first token.
+fn read_key(cc: &CallCenterConfig) -> Result<CallCenterKey> {
+    let (path, labels, field): (_, &[&str], _) = match &cc.key {
+        KeyFile::PublicKey(p) => (p, &["PUBLIC KEY", "RSA PUBLIC KEY"], "public_key_file"),
+        KeyFile::Certificate(p) => (p, &["CERTIFICATE"], "certificate_file"),
+    };
+    let pem = fs::read_to_string(path)
+        .with_context(|| format!("call center `{}`: cannot read {field} {}", cc.api_name, path.display()))?;
+    if !labels.iter().any(|l| pem.contains(&format!("-----BEGIN {l}-----"))) {
+        bail!(
+            "call center `{}`: {field} {} is not a PEM {}",
+            cc.api_name,
+            path.display(),
+            labels.join(" or ")
+        );
+    }
+    Ok(match cc.key {
+        KeyFile::PublicKey(_) => CallCenterKey::PublicKey(pem),
+        KeyFile::Certificate(_) => CallCenterKey::Certificate(pem),
+    })
+}
+
+/// Inserts or updates one configured call center; leaves it untouched when nothing changed.
+async fn upsert_call_center(store: &dyn Store, org: &SfId, cc: &CallCenterConfig) -> Result<()> {
+    let key = read_key(cc)?;
+    let existing = store.find_by_key(org, "CallCenter", &cc.api_name).await?;
+    match existing.first() {
+        None => {
+            let record = setup::call_center_record(
+                &mut rand::thread_rng(),
+                org,
+                &cc.api_name,
+                &cc.name,
+                &key,
+                cc.unified_routing,
+                now_ms(),
+            );
+            store
+                .insert(record)
+                .await
+                .with_context(|| format!("cannot store call center `{}`", cc.api_name))?;
+            tracing::info!(call_center = %cc.api_name, "registered call center from the configuration");
+        }
+        Some(record) => {
+            let mut patch = setup::call_center_patch(&key, cc.unified_routing);
+            patch.insert("Name".into(), cc.name.as_str().into());
+            let unchanged = patch.iter().all(|(k, v)| record.fields.get(k).unwrap_or(&Value::Null) == v);
+            if !unchanged {
+                store.update(org, &record.id, patch, now_ms()).await?;
+                tracing::info!(call_center = %cc.api_name, "updated call center from the configuration");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Describes the org as the store holds it.
+pub async fn setup_from_store(
+    store: &dyn Store,
+    org: &SfId,
+    config: &Config,
+    data: &DataDir,
+) -> Result<SetupFile> {
+    let org_record = store.get(org, org).await?.context("the chosen org disappeared from the store")?;
+    let list = |sobject: &'static str| async move {
+        store.list(org, sobject).await.with_context(|| format!("cannot list {sobject} records"))
+    };
+    let call_centers = list("CallCenter").await?;
+    let channels = list("ConversationChannelDefinition").await?;
+    let flows = list("FlowDefinitionView").await?;
+    let groups = list("Group").await?;
+    let users = list("User").await?;
+    let maps = list("CallCenterRoutingMap").await?;
+    let fields = list("CustomField").await?;
+
+    let mut external: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for m in &maps {
+        if let (Some(reference), Some(ext)) = (m.str("ReferenceRecordId"), m.str("ExternalId")) {
+            external.entry(reference).or_default().push(ext.to_string());
+        }
+    }
+    let external_of = |id: &SfId| external.get(id.as_str()).cloned().unwrap_or_default();
+    let text = |r: &Record, f: &str| r.str(f).unwrap_or_default().to_string();
+
+    let call_center_infos = call_centers
+        .iter()
+        .map(|r| {
+            let api_name = r.key.clone().unwrap_or_else(|| text(r, "InternalName"));
+            let private_rel = DataDir::private_key_rel(&api_name);
+            let public_rel = DataDir::public_key_rel(&api_name);
+            let configured = config.call_centers.iter().find(|c| c.api_name == api_name);
+            let public_key_file = match configured.map(|c| &c.key) {
+                Some(KeyFile::PublicKey(p) | KeyFile::Certificate(p)) => Some(p.display().to_string()),
+                None => data.resolve(&public_rel).exists().then_some(public_rel),
+            };
+            CallCenterInfo {
+                id: r.id.to_string(),
+                id18: r.id.to_18(),
+                name: text(r, "Name"),
+                unified_routing: r.bool("UnifiedRouting").unwrap_or(false),
+                key_kind: if r.str("Certificate").is_some() { "certificate" } else { "public_key" }
+                    .to_string(),
+                private_key_file: data.resolve(&private_rel).exists().then_some(private_rel),
+                public_key_file,
+                api_name,
+            }
+        })
+        .collect();
+
+    let name_of = |records: &[Record], id: Option<&str>| -> Option<String> {
+        let id = id?;
+        records.iter().find(|r| r.id.matches(id)).and_then(|r| r.key.clone()).or(Some(id.to_string()))
+    };
+    let phone_channels = channels
+        .iter()
+        .map(|r| PhoneChannelInfo {
+            id: r.id.to_string(),
+            phone_number: r.key.clone().unwrap_or_else(|| text(r, "PhoneNumber")),
+            call_center: name_of(&call_centers, r.str("CallCenterId")),
+            routing_definition: r.str("RoutingDefinition").map(str::to_string),
+            fallback_queue: name_of(&groups, r.str("FallbackQueueId")),
+        })
+        .collect();
+    let routing_definitions = flows
+        .iter()
+        .map(|r| RoutingInfo {
+            developer_name: text(r, "DeveloperName"),
+            label: text(r, "Label"),
+            rule: r.fields.get("Rule").cloned().unwrap_or(Value::Null),
+        })
+        .collect();
+    let queues = groups
+        .iter()
+        .filter(|r| r.str("Type") == Some("Queue"))
+        .map(|r| QueueInfo {
+            id: r.id.to_string(),
+            id18: r.id.to_18(),
+            developer_name: text(r, "DeveloperName"),
+            name: text(r, "Name"),
+            external_ids: external_of(&r.id),
+        })
+        .collect();
+    let agents = users
+        .iter()
+        .map(|r| AgentInfo {
+            id: r.id.to_string(),
+            id18: r.id.to_18(),
+            username: text(r, "Username"),
+            name: text(r, "Name"),
+            external_ids: external_of(&r.id),
+        })
+        .collect();
+    let custom_fields = fields
+        .iter()
+        .map(|r| CustomFieldInfo {
+            field: r.key.clone().unwrap_or_else(|| format!("{}.{}", text(r, "Object"), text(r, "Name"))),
+            kind: text(r, "Type"),
+            length: r.i64("Length"),
+            required: r.bool("Required").unwrap_or(false),
+            picklist_values: r
+                .fields
+                .get("PicklistValues")
+                .and_then(Value::as_array)
+                .map(|values| values.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+        })
+        .collect();
+
+    Ok(SetupFile {
+        version: SETUP_VERSION,
+        written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        org: OrgInfo { id: org.to_string(), id18: org.to_18(), name: text(&org_record, "Name") },
+        call_centers: call_center_infos,
+        phone_channels,
+        routing_definitions,
+        queues,
+        agents,
+        custom_fields,
+    })
+}

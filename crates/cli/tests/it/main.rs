@@ -1,0 +1,62 @@
+//! End-to-end tests of the `voxbridge` binary: each test runs the built binary in its own
+//! temporary directory, with no `VOXBRIDGE_*` variables inherited from the caller.
+
+mod commands;
+mod serving;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_voxbridge");
+
+/// A command for the binary, run in `dir`, with a clean `VOXBRIDGE_*` environment.
+pub fn voxbridge(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("VOXBRIDGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Runs and returns the output whatever the status.
+pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = voxbridge(dir, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the voxbridge binary runs")
+}
+
+/// Runs, asserts success, returns standard output.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args, &[]);
+    assert!(
+        out.status.success(),
+        "voxbridge {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs, asserts failure, returns standard error.
+pub fn fails(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run(dir, args, env);
+    assert!(
+        !out.status.success(),
+        "voxbridge {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// `setup` in `dir/data`, then `info --json`.
+pub fn setup_and_info(dir: &Path) -> Value {
+    ok(dir, &["setup", "--data", "data"]);
+    serde_json::from_str(&ok(dir, &["info", "--json", "--data", "data"])).expect("info --json is JSON")
+}
