@@ -73,13 +73,15 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
 
 const MAX_XML_DEPTH: usize = 64;
 
+/// An element being read: its name, the children read so far, and its text.
+type OpenElement = (String, Vec<(String, Value)>, String);
+
 fn parse_xml(body: &[u8]) -> Result<Value, ApiError> {
     let bad =
         |why: String| ApiError::new(ErrorCode::MalformedRequest, format!("the body is not valid XML: {why}"));
     let mut reader = quick_xml::Reader::from_reader(body);
     reader.config_mut().trim_text(true);
-    // Stack of (element name, children, text).
-    let mut stack: Vec<(String, Vec<(String, Value)>, String)> = Vec::new();
+    let mut stack: Vec<OpenElement> = Vec::new();
     let mut root: Option<Value> = None;
     let mut buf = Vec::new();
     loop {

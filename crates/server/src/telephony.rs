@@ -363,7 +363,7 @@ pub async fn create_voice_call(State(app): AppState, headers: HeaderMap, bytes: 
             conv.set("ConversationIdentifier", vendor_call_key.clone());
             conv.set("CallCenterId", caller.call_center_id().to_string());
             conv.set("Status", "Open");
-            conv.set("StartTime", start_ms);
+            conv.set("StartTime", format_ms(start_ms));
             conv.set("OnHold", false);
             conv.set("RecordingPaused", false);
             conv.set("FirstVoiceCallId", call_id.to_string());
@@ -562,7 +562,7 @@ pub async fn update_voice_call(
         if let Some(conv) = &conversation {
             let mut close = Fields::new();
             close.insert("Status".into(), "Closed".into());
-            close.insert("EndTime".into(), end_ms.unwrap_or(now).into());
+            close.insert("EndTime".into(), format_ms(end_ms.unwrap_or(now)).into());
             ops.push(WriteOp::Update {
                 org: caller.org.clone(),
                 id: conv.id.clone(),
@@ -667,7 +667,7 @@ async fn missing_call(
             conv.set("ConversationIdentifier", vendor_call_key.to_string());
             conv.set("CallCenterId", caller.call_center_id().to_string());
             conv.set("Status", "Open");
-            conv.set("StartTime", start_ms);
+            conv.set("StartTime", format_ms(start_ms));
             conv.set("OnHold", false);
             conv.set("RecordingPaused", false);
             conv.set("FirstVoiceCallId", call_id.to_string());
@@ -686,8 +686,12 @@ struct Checked {
 
 fn gate_of(conv: &Record) -> Gate {
     Gate {
-        start_ms: conv.i64("StartTime").unwrap_or(0),
-        end_ms: if conv.str("Status") == Some("Closed") { conv.i64("EndTime") } else { None },
+        start_ms: conv.str("StartTime").and_then(parse_iso_ms).unwrap_or(0),
+        end_ms: if conv.str("Status") == Some("Closed") {
+            conv.str("EndTime").and_then(parse_iso_ms)
+        } else {
+            None
+        },
         on_hold: conv.bool("OnHold").unwrap_or(false),
         recording_paused: conv.bool("RecordingPaused").unwrap_or(false),
     }

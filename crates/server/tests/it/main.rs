@@ -1,0 +1,9 @@
+//! Integration tests of the Telephony Integration API over real HTTP, against the real
+//! store backends: every test runs on SQLite and on PostgreSQL.
+
+mod auth;
+mod fuzz;
+mod harness;
+mod routing;
+mod seed_examples;
+mod transcripts;
