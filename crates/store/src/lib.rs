@@ -10,7 +10,20 @@
 //!
 //! Invariant: only this crate knows SQL.
 
+//!
+//! Open a store with [`open`] (a URL picks the backend) or with the backend constructors
+//! [`SqliteStore::open`] and [`PgStore::connect`].
+
+mod postgres;
+mod sql;
+mod sqlite;
+mod writer;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
 use async_trait::async_trait;
+use std::sync::Arc;
 use voxbridge_core::{Fields, Record, SfId, TranscriptEntry};
 
 /// A store failure. Callers map it to `INTERNAL_ERROR`/`SERVICE_UNAVAILABLE`; the details
@@ -78,6 +91,16 @@ pub trait Store: Send + Sync + 'static {
     /// token has not yet expired at `now_ms`. Expired claims may be purged.
     async fn claim_jti(&self, issuer: &str, jti: &str, exp_ms: i64, now_ms: i64) -> Result<bool, StoreError>;
 
+    /// Stops taking writes, lets the background writer finish everything already queued,
+    /// then closes the database connections. Later calls fail with
+    /// [`StoreError::Database`]. Calling it twice is harmless.
+    ///
+    /// Added to the trait (with a no-op default) because [`open`] hands out
+    /// `Arc<dyn Store>` and a server shutting down needs a way to drain the writer and
+    /// close the SQLite file cleanly. Not calling it loses nothing that was acknowledged:
+    /// dropping the last handle also drains the writer.
+    async fn close(&self) {}
+
     /// Convenience: insert one record.
     async fn insert(&self, record: Record) -> Result<(), StoreError> {
         self.apply(vec![WriteOp::Insert(record)]).await.map(|_| ())
@@ -88,5 +111,128 @@ pub trait Store: Send + Sync + 'static {
         let out =
             self.apply(vec![WriteOp::Update { org: org.clone(), id: id.clone(), patch, now_ms }]).await?;
         Ok(out.first() == Some(&WriteOutcome::Updated))
+    }
+}
+
+/// Opens the store a URL names:
+///
+/// * `sqlite://PATH`, `sqlite:PATH` or a plain file path: [`SqliteStore`] on that file,
+///   created if missing (`sqlite:///var/lib/voxbridge/db.sqlite` is an absolute path,
+///   `sqlite://data/db.sqlite` a relative one). The rest of the URL is the path verbatim;
+///   in-memory databases are refused because the store's several connections would each
+///   see a different one.
+/// * `postgres://...` or `postgresql://...`: [`PgStore`]. One extra query parameter is
+///   understood, `schema=NAME` (lower-case letters, digits and `_`): the schema is created
+///   if missing and put first on every connection's `search_path`. All other parameters
+///   (`sslmode`, `application_name`, `options`, ...) go to the PostgreSQL driver unchanged.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    match Location::parse(url)? {
+        Location::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+        Location::Postgres { url, schema } => Ok(Arc::new(PgStore::connect(&url, schema.as_deref()).await?)),
+    }
+}
+
+/// Where [`open`] goes, parsed from its URL.
+#[derive(Debug, PartialEq, Eq)]
+enum Location {
+    Sqlite(String),
+    Postgres { url: String, schema: Option<String> },
+}
+
+impl Location {
+    fn parse(url: &str) -> Result<Location, StoreError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (base, query) = match url.split_once('?') {
+                Some((base, query)) => (base, query),
+                None => (url, ""),
+            };
+            let mut schema = None;
+            let mut rest = Vec::new();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                match pair.strip_prefix("schema=") {
+                    Some(name) => schema = Some(name.to_string()),
+                    None => rest.push(pair),
+                }
+            }
+            let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+            return Ok(Location::Postgres { url, schema });
+        }
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        if path.is_empty() {
+            return Err(StoreError::Database("the database URL names no file".into()));
+        }
+        if path.starts_with(":memory:") || path.contains("mode=memory") {
+            return Err(StoreError::Database(
+                "in-memory SQLite databases are not supported; name a file".into(),
+            ));
+        }
+        Ok(Location::Sqlite(path.to_string()))
+    }
+}
+
+/// Turns a driver error into a [`StoreError`], dropping anything that looks like
+/// credentials in a URL (`scheme://user:password@host` becomes `scheme://***@host`).
+fn db_error(context: &str, err: &sqlx::Error) -> StoreError {
+    StoreError::Database(format!("{context}: {}", redact(&err.to_string())))
+}
+
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end =
+            tail.find(|c: char| c == '/' || c == '?' || c.is_whitespace()).unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str("***");
+                rest = &tail[userinfo_end..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        let sqlite = |p: &str| Ok(Location::Sqlite(p.to_string()));
+        assert_eq!(
+            Location::parse("sqlite:///var/lib/vb.db").map_err(|e| e.to_string()),
+            sqlite("/var/lib/vb.db")
+        );
+        assert_eq!(Location::parse("sqlite://data/vb.db").map_err(|e| e.to_string()), sqlite("data/vb.db"));
+        assert_eq!(Location::parse("sqlite:vb.db").map_err(|e| e.to_string()), sqlite("vb.db"));
+        assert_eq!(Location::parse("/tmp/x.sqlite").map_err(|e| e.to_string()), sqlite("/tmp/x.sqlite"));
+        assert!(Location::parse("sqlite::memory:").is_err());
+        assert!(Location::parse("sqlite://").is_err());
+        assert_eq!(
+            Location::parse("postgres://u@h:5432/db?sslmode=disable&schema=vb_1&application_name=x").ok(),
+            Some(Location::Postgres {
+                url: "postgres://u@h:5432/db?sslmode=disable&application_name=x".into(),
+                schema: Some("vb_1".into())
+            })
+        );
+        assert_eq!(
+            Location::parse("postgresql://h/db").ok(),
+            Some(Location::Postgres { url: "postgresql://h/db".into(), schema: None })
+        );
+    }
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(
+            redact("cannot reach postgres://bob:s3cret@db:5432/x now"),
+            "cannot reach postgres://***@db:5432/x now"
+        );
+        assert_eq!(redact("plain message"), "plain message");
+        assert_eq!(redact("a://host/p and b://u@h"), "a://host/p and b://***@h");
     }
 }
