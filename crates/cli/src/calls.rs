@@ -52,7 +52,6 @@ pub async fn send(base: &str, call_id: &str, token: &str, action: Action, data: 
     if !status.is_success() {
         let hint = match status.as_u16() {
             401 => "; the token was refused: check --call-center and that its key is registered",
-            404 => "; no such call for this call center",
             _ => "",
         };
         bail!("{url} answered {status}: {body}{hint}");
