@@ -4,6 +4,7 @@
 mod auth;
 mod fuzz;
 mod harness;
+mod openapi;
 mod routing;
 mod seed_examples;
 mod transcripts;

@@ -1,0 +1,44 @@
+//! The committed OpenAPI document matches the code, and the server serves it.
+
+use std::path::PathBuf;
+
+use reqwest::Method;
+
+use crate::harness::{Backend, TestServer};
+
+#[test]
+fn committed_document_is_current() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let current = voxbridge_server::openapi::document();
+    if std::env::var("UPDATE_OPENAPI").as_deref() == Ok("1") {
+        std::fs::write(&path, format!("{current}\n")).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed.trim_end() == current.trim_end(),
+        "docs/openapi.json is out of date; regenerate it with `UPDATE_OPENAPI=1 cargo test -p voxbridge-server openapi`"
+    );
+}
+
+#[tokio::test]
+async fn served_document_lists_every_endpoint() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (status, doc) = s.raw(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/telephony/v1/voiceCalls",
+        "/telephony/v1/voiceCalls/{callId}",
+        "/telephony/v1/voiceCalls/messages",
+        "/telephony/v1/voiceCalls/{vendorCallKey}/messages",
+        "/telephony/v1/voiceCalls/{callId}/omniFlow",
+        "/telephony/v1/voiceCalls/{vendorCallKey}/realtimeConversationEvents",
+        "/telephony/v1/voiceCalls/{vendorCallKey}/postConversationEvents",
+        "/telephony/v1/voiceCalls/{callId}/reroute",
+        "/telephony/v1/voiceCalls/{callId}/clearRouting",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing");
+    }
+}
