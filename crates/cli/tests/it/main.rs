@@ -2,6 +2,7 @@
 //! temporary directory, with no `VOXBRIDGE_*` variables inherited from the caller.
 
 mod commands;
+mod postgres;
 mod serving;
 
 use std::path::Path;

@@ -141,6 +141,36 @@ fn serve_https_with_a_self_signed_certificate() {
     assert!(server.terminate().success());
 }
 
+#[test]
+fn serve_https_with_a_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    std::fs::write(dir.path().join("certs/chain.pem"), generated.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("certs/key.pem"), generated.key_pair.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("voxbridge.toml"),
+        "version = 1\n[server]\nhttp = \"off\"\nhttps = \"127.0.0.1:0\"\n[tls]\ncert = \"certs/chain.pem\"\nkey = \"certs/key.pem\"\n",
+    )
+    .unwrap();
+    let mut server = Server::start(dir.path(), &["serve", "--config", "voxbridge.toml", "--data", "data"]);
+    let addr: SocketAddr = server.wait_for("listening on https://").parse().unwrap();
+    let tls = server.wait_for("  TLS:");
+    assert!(tls.contains("certs/chain.pem") && !tls.contains("self-signed"), "{tls}");
+    assert!(!dir.path().join("data/tls").exists(), "no self-signed certificate when one is configured");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let status = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        client.get(format!("https://localhost:{}/healthz", addr.port())).send().await.map(|r| r.status())
+    });
+    assert!(status.is_ok(), "{status:?}");
+    assert!(server.terminate().success());
+}
+
 #[derive(Clone)]
 struct Seen(std::sync::Arc<std::sync::Mutex<Vec<(String, Value, Value)>>>, Vec<u8>);
 
