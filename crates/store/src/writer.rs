@@ -17,7 +17,7 @@
 //!   rolls back to the savepoint and only that caller gets the error. A single-op `apply`
 //!   needs no savepoint: an op that fails has written nothing;
 //! * an unexpected database error anywhere rolls the whole batch back, and the writer runs
-//!   each job again in a transaction of its own, so only a job that really fails reports it;
+//!   it again in halves (recursively), so only a job that really fails reports it;
 //! * a failed COMMIT fails every job of the batch: none of it is committed (re-running
 //!   could misreport writes whose commit outcome is unknown).
 //!
@@ -145,6 +145,12 @@ impl WriterHandle {
     }
 
     pub async fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        for op in &ops {
+            if let WriteOp::Insert(r) = op {
+                no_nul("sObject type", &r.sobject)?;
+                no_nul("key", r.key.as_deref().unwrap_or(""))?;
+            }
+        }
         match self.call(Request::Apply(ops)).await? {
             Answer::Applied(out) => Ok(out),
             _ => Err(mismatch()),
@@ -152,6 +158,13 @@ impl WriterHandle {
     }
 
     pub async fn append(&self, entries: Vec<TranscriptEntry>) -> Result<Vec<bool>, StoreError> {
+        for e in &entries {
+            no_nul("message id", &e.message_id)?;
+            no_nul("vendor call key", &e.vendor_call_key)?;
+            no_nul("sender type", &e.sender_type)?;
+            no_nul("participant id", &e.participant_id)?;
+            no_nul("content", &e.content)?;
+        }
         match self.call(Request::Append(entries)).await? {
             Answer::Appended(out) => Ok(out),
             _ => Err(mismatch()),
@@ -159,6 +172,8 @@ impl WriterHandle {
     }
 
     pub async fn claim(&self, claim: Claim) -> Result<bool, StoreError> {
+        no_nul("issuer", &claim.issuer)?;
+        no_nul("token id", &claim.jti)?;
         match self.call(Request::Claim(claim)).await? {
             Answer::Claimed(out) => Ok(out),
             _ => Err(mismatch()),
@@ -173,6 +188,18 @@ impl WriterHandle {
         let mut done = self.done.clone();
         let _ = done.wait_for(|d| *d).await;
     }
+}
+
+/// PostgreSQL cannot store NUL characters in text, SQLite can: both refuse them, so the
+/// backends behave alike and such a value never reaches (and fails) a shared batch. Record
+/// fields are exempt: their JSON encoding escapes NUL.
+fn no_nul(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        return Err(StoreError::Database(format!(
+            "the {what} contains a NUL character, which cannot be stored"
+        )));
+    }
+    Ok(())
 }
 
 fn mismatch() -> StoreError {
@@ -207,37 +234,43 @@ async fn run<B: Backend>(mut backend: B, mut rx: mpsc::Receiver<Message>, done: 
 
 async fn process<B: Backend>(b: &mut B, jobs: Vec<(Request, Reply)>, state: &mut State) {
     let requests: Vec<&Request> = jobs.iter().map(|(r, _)| r).collect();
-    let answers = match run_batch(b, &requests, state).await {
-        Ok(answers) => answers,
-        Err(Failure::Commit(e)) => {
-            tracing::error!(error = %e, jobs = jobs.len(), "commit failed");
-            recover(b).await;
-            requests.iter().map(|_| Err(db_error("commit failed", &e))).collect()
-        }
-        Err(Failure::Statement(e)) if requests.len() == 1 => {
-            tracing::warn!(error = %e, "write failed");
-            recover(b).await;
-            vec![Err(db_error("write failed", &e))]
-        }
-        Err(Failure::Statement(e)) => {
-            tracing::warn!(error = %e, jobs = jobs.len(), "batch failed; running its jobs one by one");
-            recover(b).await;
-            let mut answers = Vec::with_capacity(requests.len());
-            for request in &requests {
-                let answer = match run_batch(b, std::slice::from_ref(request), state).await {
-                    Ok(mut one) => one.pop().unwrap_or_else(|| Err(mismatch())),
-                    Err(Failure::Commit(e)) => Err(db_error("commit failed", &e)),
-                    Err(Failure::Statement(e)) => Err(db_error("write failed", &e)),
-                };
-                answers.push(answer);
+    let mut answers: Vec<Option<Result<Answer, StoreError>>> = requests.iter().map(|_| None).collect();
+    // Slices `start..end` of the batch still to run, the next one last. A slice whose
+    // statements fail is retried in halves, so one bad job costs about 2·log2(batch) extra
+    // transactions rather than one per job, and the others' writes still commit.
+    let mut todo = vec![(0, requests.len())];
+    while let Some((start, end)) = todo.pop() {
+        match run_batch(b, &requests[start..end], state).await {
+            Ok(done) => {
+                for (slot, answer) in answers[start..end].iter_mut().zip(done) {
+                    *slot = Some(answer);
+                }
             }
-            answers
+            Err(Failure::Commit(e)) => {
+                tracing::error!(error = %e, jobs = end - start, "commit failed");
+                recover(b).await;
+                for slot in &mut answers[start..end] {
+                    *slot = Some(Err(db_error("commit failed", &e)));
+                }
+            }
+            Err(Failure::Statement(e)) if end - start == 1 => {
+                tracing::warn!(error = %e, "write failed");
+                recover(b).await;
+                answers[start] = Some(Err(db_error("write failed", &e)));
+            }
+            Err(Failure::Statement(e)) => {
+                tracing::warn!(error = %e, jobs = end - start, "batch failed; retrying it in halves");
+                recover(b).await;
+                let mid = start + (end - start) / 2;
+                todo.push((mid, end));
+                todo.push((start, mid));
+            }
         }
-    };
+    }
     drop(requests);
     for ((_, reply), answer) in jobs.into_iter().zip(answers) {
         // The caller may have gone away (request cancelled); the write stands regardless.
-        let _ = reply.send(answer);
+        let _ = reply.send(answer.unwrap_or_else(|| Err(mismatch())));
     }
 }
 

@@ -447,3 +447,25 @@ pub async fn close_refuses_later_writes(s: Arc<dyn Store>) {
     assert!(s.claim_jti("iss", "j", 10, 1).await.is_err());
     s.close().await; // twice is harmless
 }
+
+/// NUL characters are refused alike by every backend (PostgreSQL cannot store them); record
+/// fields may hold them (they are stored as escaped JSON).
+pub async fn nul_characters(s: Arc<dyn Store>) {
+    let org = id(KeyPrefix::Organization);
+    let conv = id(KeyPrefix::Conversation);
+    let mut bad = entry(&org, &conv, "m1", 1);
+    bad.content = "a\0b".into();
+    let good = entry(&org, &conv, "m2", 1);
+    assert!(matches!(s.append_entries(vec![good, bad]).await, Err(StoreError::Database(_))));
+    assert!(s.entries(&org, &conv).await.unwrap().is_empty(), "nothing of the refused call is stored");
+
+    let call = voice_call(&org, "k\0ey", 1);
+    assert!(matches!(s.insert(call.clone()).await, Err(StoreError::Database(_))));
+    assert_eq!(s.get(&org, &call.id).await.unwrap(), None);
+    assert!(matches!(s.claim_jti("iss", "j\0", 10, 1).await, Err(StoreError::Database(_))));
+
+    let mut call = voice_call(&org, "key", 1);
+    call.set("Subject", "nul \0 inside");
+    s.insert(call.clone()).await.unwrap();
+    assert_eq!(s.get(&org, &call.id).await.unwrap(), Some(call));
+}

@@ -51,5 +51,6 @@ conformance_suite!(
     claim_jti_replay_and_expiry,
     concurrent_writes_all_visible,
     concurrent_conflicts_have_one_winner,
+    nul_characters,
     close_refuses_later_writes,
 );

@@ -1,9 +1,9 @@
 //! What only the PostgreSQL backend has: schemas, and a URL with `?schema=`.
 
-use crate::conformance::{id, voice_call};
+use crate::conformance::{entry, id, voice_call};
 use crate::harness::{connect_pg, drop_schema, postgres_url, random_schema, unreachable};
 use voxbridge_core::KeyPrefix;
-use voxbridge_store::Store;
+use voxbridge_store::{Store, StoreError};
 
 /// Two stores in two schemas of one database do not see each other; reconnecting to a
 /// schema finds its data and migrates nothing.
@@ -59,4 +59,43 @@ async fn errors_hide_passwords() {
         .err()
         .expect("nothing listens on port 1");
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+/// A write the database rejects (here: a message id too long for PostgreSQL's unique
+/// index) fails alone: the writers batched with it still succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_write_fails_alone() {
+    crate::harness::on_postgres(|s| async move {
+        let org = id(KeyPrefix::Organization);
+        let conv = id(KeyPrefix::Conversation);
+        let mut tasks = Vec::new();
+        for t in 0..100 {
+            let (s, org, conv) = (s.clone(), org.clone(), conv.clone());
+            tasks.push(tokio::spawn(async move {
+                let message_id = if t == 50 { incompressible(10_000) } else { format!("m{t}") };
+                let e = entry(&org, &conv, &message_id, t);
+                let call = voice_call(&org, &format!("vck-{t}"), 1);
+                let (appended, inserted) = tokio::join!(s.append_entries(vec![e]), s.insert(call));
+                inserted.unwrap();
+                (t, appended)
+            }));
+        }
+        for task in tasks {
+            let (t, appended) = task.await.unwrap();
+            match appended {
+                Ok(stored) => assert!(t != 50 && stored == [true], "task {t}: {stored:?}"),
+                Err(e) => assert!(t == 50 && matches!(e, StoreError::Database(_)), "task {t}: {e}"),
+            }
+        }
+        assert_eq!(s.entries(&org, &conv).await.unwrap().len(), 99);
+        assert_eq!(s.list(&org, "VoiceCall").await.unwrap().len(), 100);
+    })
+    .await;
+}
+
+/// Random text that does not compress below PostgreSQL's index-entry limit.
+fn incompressible(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..len).map(|_| rng.gen_range(b'!'..=b'~') as char).collect()
 }
