@@ -18,7 +18,7 @@ use voxbridge_store::WriteOp;
 use crate::auth;
 use crate::body;
 use crate::error::Result;
-use crate::wire::{CallStateRequest, CallStateResponse, ErrorBody};
+use crate::wire::{CallStateRequest, CallStateResponse, ErrorBody, Message, ResultResponse};
 use crate::{events, App};
 
 type AppState = State<Arc<App>>;
@@ -159,4 +159,17 @@ pub async fn subscribe(
     let ready =
         json!({"conversationId": conv.id.to_string(), "vendorCallKey": key, "status": conv.str("Status")});
     Ok(events::sse(rx, ready).into_response())
+}
+
+/// `POST /admin/v1/echo`: authenticates and parses a transcript message like the messages
+/// endpoint, then answers without touching the store. Benchmarks measure the store's cost
+/// against it.
+#[utoipa::path(post, path = "/admin/v1/echo", tag = "Admin",
+    request_body(content((Message = "application/json"), (Message = "application/xml"))),
+    responses((status = 200, body = ResultResponse), (status = "4XX", body = ErrorBody)),
+    security(("jwt" = [])))]
+pub async fn echo(State(app): AppState, headers: HeaderMap, bytes: Bytes) -> Result<Response> {
+    let _caller = app.caller(&headers).await?;
+    let _msg: Message = body::parse(&headers, &bytes)?;
+    Ok(Json(ResultResponse { result: "Accepted".into(), error_response: None }).into_response())
 }

@@ -128,6 +128,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         )
         .route("/admin/v1/voiceCalls/{call_id}", get(admin::get_voice_call))
         .route("/admin/v1/voiceCalls/{call_id}/state", patch(admin::set_call_state))
+        .route("/admin/v1/echo", post(admin::echo))
         .route("/live/v1/conversations/{vendor_call_key}", get(admin::subscribe))
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))

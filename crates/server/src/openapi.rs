@@ -44,6 +44,7 @@ impl Modify for JwtScheme {
         admin::get_voice_call,
         admin::set_call_state,
         admin::subscribe,
+        admin::echo,
     ),
     components(schemas(ErrorBody)),
     modifiers(&JwtScheme),
