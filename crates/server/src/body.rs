@@ -51,6 +51,12 @@ pub fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T,
 }
 
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if has_nul(&value) {
+        return Err(ApiError::new(
+            ErrorCode::MalformedRequest,
+            "the body contains a NUL character, which no field accepts",
+        ));
+    }
     if !value.is_object() {
         return Err(ApiError::new(
             ErrorCode::MalformedRequest,
@@ -69,6 +75,28 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
             ApiError::new(ErrorCode::InvalidFieldValue, format!("`{path}` {inner}"))
         }
     })
+}
+
+/// Text with NUL characters cannot be stored (PostgreSQL refuses it), so it is refused at
+/// the edge for every backend alike.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, x)| k.contains('\0') || has_nul(x)),
+        _ => false,
+    }
+}
+
+/// Checks a path segment that names a call or conversation.
+pub fn check_key(name: &str, key: &str) -> Result<(), ApiError> {
+    if key.len() > 255 {
+        return Err(ApiError::invalid(name, "is longer than 255 characters"));
+    }
+    if key.contains('\0') {
+        return Err(ApiError::invalid(name, "contains a NUL character"));
+    }
+    Ok(())
 }
 
 const MAX_XML_DEPTH: usize = 64;

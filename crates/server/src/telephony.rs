@@ -44,6 +44,7 @@ impl App {
     /// The VoiceCall named by a voiceCallId or a vendorCallKey (the newest call with that
     /// key), if it belongs to the caller's call center.
     pub(crate) async fn find_call(&self, caller: &Caller, call_id: &str) -> Result<Option<Record>> {
+        body::check_key("CALL ID", call_id)?;
         let found = match SfId::parse_with(call_id, KeyPrefix::VoiceCall) {
             Ok(id) => self.store.get(&caller.org, &id).await?,
             Err(_) => {
@@ -76,6 +77,7 @@ impl App {
 
     /// The conversation whose first call has this vendorCallKey.
     pub(crate) async fn conversation_by_key(&self, caller: &Caller, key: &str) -> Result<Record> {
+        body::check_key("vendorCallKey", key)?;
         let conv = self
             .store
             .find_by_key(&caller.org, "Conversation", key)

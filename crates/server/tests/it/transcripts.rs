@@ -192,3 +192,20 @@ both_backends!(live_events_reach_subscribers, |backend: Backend| async move {
     assert!(seen.contains("event: transcript"), "{seen}");
     assert!(seen.contains("live-1END_USER"), "{seen}");
 });
+
+both_backends!(unstorable_input_is_a_clear_400, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    s.create_call("nul-1", START).await;
+    let (status, body) = post(&s, "nul-1", msg("m\u{0}1", T0 + 1000, "END_USER", "x")).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("MALFORMED_REQUEST")), "{body}");
+    let long = "k".repeat(300);
+    let (status, body) = post(&s, &long, msg("m1", T0 + 1000, "END_USER", "x")).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = s
+        .call(Method::PATCH, &format!("/telephony/v1/voiceCalls/{long}"), Some(json!({"isActiveCall": true})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) =
+        s.call(Method::PATCH, "/telephony/v1/voiceCalls/a%00b", Some(json!({"isActiveCall": true}))).await;
+    assert_eq!(status, 400);
+});
