@@ -33,10 +33,11 @@ pub enum KeyPrefix {
     Account,
     Lead,
     RecordType,
+    CustomField,
 }
 
 impl KeyPrefix {
-    pub const ALL: [KeyPrefix; 21] = [
+    pub const ALL: [KeyPrefix; 22] = [
         KeyPrefix::Organization,
         KeyPrefix::User,
         KeyPrefix::Group,
@@ -58,6 +59,7 @@ impl KeyPrefix {
         KeyPrefix::Account,
         KeyPrefix::Lead,
         KeyPrefix::RecordType,
+        KeyPrefix::CustomField,
     ];
 
     /// The three-character prefix.
@@ -84,6 +86,7 @@ impl KeyPrefix {
             KeyPrefix::Account => "001",
             KeyPrefix::Lead => "00Q",
             KeyPrefix::RecordType => "012",
+            KeyPrefix::CustomField => "00N",
         }
     }
 
@@ -111,6 +114,7 @@ impl KeyPrefix {
             KeyPrefix::Account => "Account",
             KeyPrefix::Lead => "Lead",
             KeyPrefix::RecordType => "RecordType",
+            KeyPrefix::CustomField => "CustomField",
         }
     }
 

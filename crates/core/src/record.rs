@@ -5,8 +5,9 @@
 use crate::ids::SfId;
 use serde_json::{Map, Value};
 
-/// Field name → value. Values are JSON scalars (strings, numbers, booleans, null); dates
-/// and datetimes are ISO-8601 strings.
+/// Field name → value. Values are mostly JSON scalars (strings, numbers, booleans, null);
+/// dates and datetimes are ISO-8601 strings. A few metadata fields hold structured JSON
+/// (a routing definition's `Rule`, a custom field's `PicklistValues`).
 pub type Fields = Map<String, Value>;
 
 /// One stored record.

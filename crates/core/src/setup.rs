@@ -353,11 +353,9 @@ fn demo_custom_fields() -> [CustomFieldSpec; 7] {
     ]
 }
 
-/// A CustomField id. Custom fields have the platform's `00N` prefix, which is not a
-/// [`KeyPrefix`] because Voxbridge never looks records up by it.
+/// A CustomField id, with the platform's `00N` prefix.
 fn custom_field_id(rng: &mut impl Rng) -> SfId {
-    let id = SfId::generate(KeyPrefix::RecordType, rng);
-    SfId::parse(&format!("00N{}", &id.as_str()[3..])).unwrap_or(id)
+    SfId::generate(KeyPrefix::CustomField, rng)
 }
 
 /// A random version-4 UUID in its canonical text form (the shape of Amazon Connect ids).
