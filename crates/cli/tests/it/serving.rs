@@ -16,14 +16,14 @@ use serde_json::{json, Value};
 use crate::{ok, setup_and_info, voxbridge};
 
 /// A running `voxbridge serve`; stopped with SIGTERM (or killed) on drop.
-struct Server {
+pub struct Server {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Server {
-    fn start(dir: &Path, args: &[&str]) -> Server {
+    pub fn start(dir: &Path, args: &[&str]) -> Server {
         let mut child = voxbridge(dir, args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -42,7 +42,7 @@ impl Server {
     }
 
     /// Waits for a line starting with `prefix` and returns the rest.
-    fn wait_for(&mut self, prefix: &str) -> String {
+    pub fn wait_for(&mut self, prefix: &str) -> String {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(60)) {
                 Ok(line) => {
