@@ -198,6 +198,33 @@ impl App {
         }
     }
 
+    /// A new open conversation whose first call is `first_call`; keyed by that call's
+    /// vendorCallKey, which every transcript of the conversation is posted under.
+    fn new_conversation(
+        &self,
+        caller: &Caller,
+        key: &str,
+        start_ms: i64,
+        first_call: &SfId,
+        now: i64,
+    ) -> Record {
+        let mut conv = Record::new(
+            self.new_id(KeyPrefix::Conversation),
+            caller.org.clone(),
+            "Conversation",
+            Some(key.to_string()),
+            now,
+        );
+        conv.set("ConversationIdentifier", key);
+        conv.set("CallCenterId", caller.call_center_id().to_string());
+        conv.set("Status", "Open");
+        conv.set("StartTime", format_ms(start_ms));
+        conv.set("OnHold", false);
+        conv.set("RecordingPaused", false);
+        conv.set("FirstVoiceCallId", first_call.to_string());
+        conv
+    }
+
     async fn conversation_key_of(&self, caller: &Caller, call: &Record) -> Result<Option<String>> {
         match call.str("ConversationId").and_then(|id| SfId::parse(id).ok()) {
             Some(id) => Ok(self.store.get(&caller.org, &id).await?.and_then(|c| c.key)),
@@ -354,21 +381,8 @@ pub async fn create_voice_call(State(app): AppState, headers: HeaderMap, bytes: 
     let conversation_key;
     match &parent {
         None => {
-            let conv_id = app.new_id(KeyPrefix::Conversation);
-            let mut conv = Record::new(
-                conv_id.clone(),
-                caller.org.clone(),
-                "Conversation",
-                Some(vendor_call_key.clone()),
-                now,
-            );
-            conv.set("ConversationIdentifier", vendor_call_key.clone());
-            conv.set("CallCenterId", caller.call_center_id().to_string());
-            conv.set("Status", "Open");
-            conv.set("StartTime", format_ms(start_ms));
-            conv.set("OnHold", false);
-            conv.set("RecordingPaused", false);
-            conv.set("FirstVoiceCallId", call_id.to_string());
+            let conv = app.new_conversation(&caller, &vendor_call_key, start_ms, &call_id, now);
+            let conv_id = conv.id.clone();
             call.set("ConversationId", conv_id.to_string());
             let mut part = Record::new(
                 app.new_id(KeyPrefix::ConversationParticipant),
@@ -658,22 +672,8 @@ async fn missing_call(
             ops.push(WriteOp::Update { org: caller.org.clone(), id: p.id.clone(), patch: link, now_ms: now });
         }
         None => {
-            let conv_id = app.new_id(KeyPrefix::Conversation);
-            let mut conv = Record::new(
-                conv_id.clone(),
-                caller.org.clone(),
-                "Conversation",
-                Some(vendor_call_key.to_string()),
-                now,
-            );
-            conv.set("ConversationIdentifier", vendor_call_key.to_string());
-            conv.set("CallCenterId", caller.call_center_id().to_string());
-            conv.set("Status", "Open");
-            conv.set("StartTime", format_ms(start_ms));
-            conv.set("OnHold", false);
-            conv.set("RecordingPaused", false);
-            conv.set("FirstVoiceCallId", call_id.to_string());
-            call.set("ConversationId", conv_id.to_string());
+            let conv = app.new_conversation(caller, vendor_call_key, start_ms, &call_id, now);
+            call.set("ConversationId", conv.id.to_string());
             ops.push(WriteOp::Insert(conv));
         }
     }
