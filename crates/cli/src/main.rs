@@ -4,6 +4,7 @@
 //! Output meant for people goes to standard output; logs go to standard error so `token`
 //! and `info --json` can be piped.
 
+mod bench;
 mod calls;
 mod config;
 mod datadir;
@@ -59,6 +60,9 @@ enum Command {
     /// Act on a live voice call through the admin API.
     #[command(subcommand)]
     Calls(CallsCommand),
+    /// Measure a server's throughput and latency against the performance targets.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +141,19 @@ enum CallsCommand {
     PauseRecording(CallArgs),
     /// Resume the call's recording.
     ResumeRecording(CallArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Load the Telephony Integration API of a fresh server over HTTP: echo baseline, call
+    /// creation, single and bulk transcripts, delivery to live subscribers, memory with many
+    /// open conversations.
+    ///
+    /// Starts `voxbridge serve` as a child process on a temporary data directory (the global
+    /// --data and --config are not used) with the per-org limits raised out of the way, and
+    /// loads it from this process. Progress goes to standard error, results to standard
+    /// output.
+    Telephony(bench::TelephonyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +286,10 @@ fn run(cli: Cli) -> Result<()> {
             println!("then restart `voxbridge serve` and sign tokens with:");
             println!("  voxbridge token --call-center MyCallCenter --key {}", private.display());
             Ok(())
+        }
+        Command::Bench(BenchCommand::Telephony(args)) => {
+            init_logging("warn");
+            runtime()?.block_on(bench::telephony(args))
         }
         Command::Calls(command) => {
             let (action, args) = match command {
