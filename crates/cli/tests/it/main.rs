@@ -2,6 +2,7 @@
 //! temporary directory, with no `VOXBRIDGE_*` variables inherited from the caller.
 
 mod commands;
+mod crash;
 mod js_client;
 mod postgres;
 mod serving;
