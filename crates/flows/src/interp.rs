@@ -296,7 +296,7 @@ impl Run<'_, '_> {
                 return Next::Stay;
             }
         };
-        self.log_action(action, "event handled");
+        self.log_action(action, "resumed");
         next
     }
 
