@@ -45,7 +45,9 @@ pub struct ParentPath {
     pub via: String,
     /// The relationship name results nest the parent under (`Owner`).
     pub relationship: String,
-    /// The field's name as reported, and how to read it on each possible parent type.
+    /// The object types the parent may have.
+    pub targets: Vec<String>,
+    /// The field's name as reported, and how to read it on each parent type that has it.
     pub name: String,
     pub per_target: Vec<(String, FieldRef)>,
 }
@@ -213,11 +215,24 @@ impl<'a> Binder<'a> {
                         ),
                     )
                 })?;
+                let polymorphic = via.reference_to.len() > 1;
                 let per_target: Vec<(String, FieldRef)> = via
                     .reference_to
                     .iter()
                     .filter_map(|t| self.schema.object(t))
-                    .filter_map(|t| t.field(field).map(|f| (t.name.clone(), FieldRef::of(f))))
+                    .filter_map(|t| {
+                        let f = match t.field(field) {
+                            Some(f) => FieldRef::of(f),
+                            // Through a polymorphic lookup, `Name` is each object's name
+                            // field (a Case's CaseNumber), as on the platform.
+                            None if polymorphic && field.eq_ignore_ascii_case("Name") => {
+                                let n = t.fields.iter().find(|f| f.name_field)?;
+                                FieldRef { name: "Name".into(), read: n.name.clone(), ty: n.ty }
+                            }
+                            None => return None,
+                        };
+                        Some((t.name.clone(), f))
+                    })
                     .collect();
                 let Some((_, first)) = per_target.first() else {
                     // A polymorphic lookup is described by the platform as the entity `Name`.
@@ -228,6 +243,7 @@ impl<'a> Binder<'a> {
                     return Err(self.no_such_column(field, &entity, path.span));
                 };
                 Ok(Path::Parent(ParentPath {
+                    targets: via.reference_to.clone(),
                     via: via.name.clone(),
                     relationship: via.relationship_name.clone().unwrap_or_default(),
                     name: first.name.clone(),

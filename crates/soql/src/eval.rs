@@ -201,7 +201,7 @@ fn attributes(r: &Record, ctx: &EvalContext) -> Value {
 fn parent<'s>(r: &Record, pp: &ParentPath, source: &'s dyn RecordSource) -> Option<&'s Record> {
     let id = SfId::parse(r.fields.get(&pp.via)?.as_str()?).ok()?;
     let p = source.record(&id)?;
-    (p.org == r.org && pp.per_target.iter().any(|(t, _)| t.eq_ignore_ascii_case(&p.sobject))).then_some(p)
+    (p.org == r.org && pp.targets.iter().any(|t| t.eq_ignore_ascii_case(&p.sobject))).then_some(p)
 }
 
 fn parent_value(p: &Record, pp: &ParentPath) -> Value {

@@ -294,6 +294,11 @@ fn tokenize(s: &str, wild: bool) -> Vec<String> {
 /// Parses the text between the braces. `base` is its byte offset in the whole search, for
 /// error positions.
 fn parse_term(raw: &str, text: &str, base: usize) -> Result<Term> {
+    // A whole term shaped like a phone number is one number, even with parentheses that
+    // would otherwise group: `{(415) 555-1234}`.
+    if phone_digits(raw).is_some() {
+        return Ok(Term::Words { tokens: tokenize(raw, true), raw: raw.trim().to_string() });
+    }
     let words = split_term(raw);
     let err =
         |at: usize, detail: String| QueryError::at(QueryErrorCode::MalformedSearch, text, base + at, detail);
