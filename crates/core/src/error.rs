@@ -61,6 +61,38 @@ error_codes! {
     UnsupportedMediaType => ("UNSUPPORTED_MEDIA_TYPE", 415),
     /// A per-org limit (concurrent calls, calls per second, utterances per second) is hit.
     LimitExceeded => ("SCV_LIMITS_ERROR", 429),
+    /// CRM REST API: no valid session (bearer access token).
+    InvalidSessionId => ("INVALID_SESSION_ID", 401),
+    /// CRM REST API: a SOQL query that does not parse.
+    MalformedQuery => ("MALFORMED_QUERY", 400),
+    /// CRM REST API: a SOSL search that does not parse.
+    MalformedSearch => ("MALFORMED_SEARCH", 400),
+    /// CRM REST API: a field that the object does not have.
+    InvalidField => ("INVALID_FIELD", 400),
+    /// CRM REST API: an object type that does not exist.
+    InvalidType => ("INVALID_TYPE", 400),
+    /// CRM REST API: an operator a field type does not allow.
+    InvalidQueryFilterOperator => ("INVALID_QUERY_FILTER_OPERATOR", 400),
+    /// CRM REST API: a number out of range in a query.
+    NumberOutsideValidRange => ("NUMBER_OUTSIDE_VALID_RANGE", 400),
+    /// CRM REST API: a search that cannot run.
+    InvalidSearch => ("INVALID_SEARCH", 400),
+    /// CRM REST API: a query locator that is unknown or expired.
+    InvalidQueryLocator => ("INVALID_QUERY_LOCATOR", 400),
+    /// CRM REST API: a text value longer than its field allows.
+    StringTooLong => ("STRING_TOO_LONG", 400),
+    /// CRM REST API: a value of the wrong JSON type for its field.
+    JsonParserError => ("JSON_PARSER_ERROR", 400),
+    /// CRM REST API: a field that cannot be set on insert or update (Id, system fields).
+    InvalidFieldForInsertUpdate => ("INVALID_FIELD_FOR_INSERT_UPDATE", 400),
+    /// OAuth: the assertion, user or app is not acceptable.
+    InvalidGrant => ("invalid_grant", 400),
+    /// OAuth: a grant type other than the JWT bearer flow.
+    UnsupportedGrantType => ("unsupported_grant_type", 400),
+    /// OAuth: the request lacks a parameter.
+    InvalidRequest => ("invalid_request", 400),
+    /// OAuth: the consumer key names no connected app.
+    InvalidClientId => ("invalid_client_id", 400),
     /// Something failed inside Voxbridge; the log has the details.
     Internal => ("INTERNAL_ERROR", 500),
     /// The store is unavailable right now; retrying later may succeed.

@@ -34,10 +34,14 @@ pub enum KeyPrefix {
     Lead,
     RecordType,
     CustomField,
+    ConnectedApp,
+    AuthSession,
+    QueryLocator,
+    CustomObject,
 }
 
 impl KeyPrefix {
-    pub const ALL: [KeyPrefix; 22] = [
+    pub const ALL: [KeyPrefix; 26] = [
         KeyPrefix::Organization,
         KeyPrefix::User,
         KeyPrefix::Group,
@@ -60,6 +64,10 @@ impl KeyPrefix {
         KeyPrefix::Lead,
         KeyPrefix::RecordType,
         KeyPrefix::CustomField,
+        KeyPrefix::ConnectedApp,
+        KeyPrefix::AuthSession,
+        KeyPrefix::QueryLocator,
+        KeyPrefix::CustomObject,
     ];
 
     /// The three-character prefix.
@@ -87,6 +95,10 @@ impl KeyPrefix {
             KeyPrefix::Lead => "00Q",
             KeyPrefix::RecordType => "012",
             KeyPrefix::CustomField => "00N",
+            KeyPrefix::ConnectedApp => "0H4",
+            KeyPrefix::AuthSession => "0Ak",
+            KeyPrefix::QueryLocator => "01g",
+            KeyPrefix::CustomObject => "a00",
         }
     }
 
@@ -115,6 +127,11 @@ impl KeyPrefix {
             KeyPrefix::Lead => "Lead",
             KeyPrefix::RecordType => "RecordType",
             KeyPrefix::CustomField => "CustomField",
+            KeyPrefix::ConnectedApp => "ConnectedApp",
+            KeyPrefix::AuthSession => "AuthSession",
+            KeyPrefix::QueryLocator => "QueryLocator",
+            // Custom objects share one prefix; their type name is the record's sobject.
+            KeyPrefix::CustomObject => "CustomObject__c",
         }
     }
 

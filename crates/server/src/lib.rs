@@ -9,6 +9,7 @@
 mod admin;
 mod auth;
 mod body;
+mod crm;
 mod error;
 mod events;
 pub mod openapi;
@@ -53,6 +54,13 @@ pub struct Settings {
     /// Tokens whose `exp` is further ahead than this are refused.
     pub max_token_lifetime: Duration,
     pub limits: Limits,
+    /// The URL clients reach this server at (`instance_url` of CRM logins); when unset,
+    /// the request's `Host` is used.
+    pub public_url: Option<String>,
+    /// Accepted `aud` values of OAuth JWT bearer assertions (the login URLs).
+    pub login_audiences: Vec<String>,
+    /// How long a CRM access token stays valid.
+    pub session_lifetime: Duration,
 }
 
 impl Default for Settings {
@@ -62,6 +70,12 @@ impl Default for Settings {
             require_audience: false,
             max_token_lifetime: Duration::from_secs(15 * 60),
             limits: Limits::default(),
+            public_url: None,
+            login_audiences: vec![
+                "https://login.salesforce.com".into(),
+                "https://test.salesforce.com".into(),
+            ],
+            session_lifetime: Duration::from_secs(2 * 60 * 60),
         }
     }
 }
@@ -81,6 +95,10 @@ pub(crate) struct App {
     keys: auth::KeyCache,
     hub: Hub,
     counters: Mutex<HashMap<SfId, OrgCounters>>,
+    /// Serialises Case auto-numbering.
+    case_numbers: tokio::sync::Mutex<()>,
+    /// Query result pages not yet fetched.
+    cursors: Mutex<HashMap<String, crm::Cursor>>,
 }
 
 impl App {
@@ -110,8 +128,11 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         keys: Default::default(),
         hub: Hub::default(),
         counters: Default::default(),
+        case_numbers: Default::default(),
+        cursors: Default::default(),
     });
     let t = "/telephony/v1/voiceCalls";
+    let d = "/services/data/{v}";
     Router::new()
         .route(t, post(telephony::create_voice_call))
         .route(&format!("{t}/messages"), post(telephony::create_messages_bulk))
@@ -130,6 +151,21 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route("/admin/v1/voiceCalls/{call_id}/state", patch(admin::set_call_state))
         .route("/admin/v1/echo", post(admin::echo))
         .route("/live/v1/conversations/{vendor_call_key}", get(admin::subscribe))
+        .route("/services/oauth2/token", post(crm::token))
+        .route("/services/data", get(crm::versions))
+        .route("/services/data/", get(crm::versions))
+        .route(d, get(crm::resources))
+        .route(&format!("{d}/sobjects"), get(crm::describe_global))
+        .route(&format!("{d}/sobjects/{{ty}}"), get(crm::sobject_info).post(crm::create_record))
+        .route(&format!("{d}/sobjects/{{ty}}/describe"), get(crm::describe))
+        .route(
+            &format!("{d}/sobjects/{{ty}}/{{id}}"),
+            get(crm::get_record).patch(crm::update_record).delete(crm::delete_record),
+        )
+        .route(&format!("{d}/query"), get(crm::query))
+        .route(&format!("{d}/queryAll"), get(crm::query))
+        .route(&format!("{d}/query/{{locator}}"), get(crm::query_more))
+        .route(&format!("{d}/search"), get(crm::search))
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)

@@ -79,6 +79,10 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
+/// Consumer key of the test connected app and its pre-authorized API user.
+pub const CONSUMER_KEY: &str = "3MVG9test.consumer.key";
+pub const API_USER: &str = "api@test.voxbridge.local";
+
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -133,6 +137,31 @@ impl TestServer {
             false,
             now,
         ));
+        // A connected app for the CRM API's JWT bearer login, and its API user.
+        let mut connected = Record::new(
+            SfId::generate(KeyPrefix::ConnectedApp, &mut rng),
+            org.clone(),
+            "ConnectedApp",
+            Some(CONSUMER_KEY.into()),
+            now,
+        );
+        connected.set("Name", "Test Integration");
+        connected.set("PublicKey", main_key().public_pem.clone());
+        connected.set("PreAuthorizedProfiles", json!(["System Administrator"]));
+        records.push(connected);
+        let mut api_user = Record::new(
+            SfId::generate(KeyPrefix::User, &mut rng),
+            org.clone(),
+            "User",
+            Some(API_USER.into()),
+            now,
+        );
+        api_user.set("Username", API_USER);
+        api_user.set("LastName", "Integration");
+        api_user.set("Name", "API Integration");
+        api_user.set("IsActive", true);
+        api_user.set("ProfileName", "System Administrator");
+        records.push(api_user);
         // Another tenant.
         let other_org = SfId::generate(KeyPrefix::Organization, &mut rng);
         let mut o = Record::new(other_org.clone(), other_org.clone(), "Organization", None, now);
@@ -233,6 +262,41 @@ impl TestServer {
             .await;
         assert_eq!(status, 200, "{body}");
         body["voiceCallId"].as_str().unwrap().to_string()
+    }
+
+    /// Logs in to the CRM API with the JWT bearer flow and returns the access token.
+    pub async fn crm_login(&self) -> String {
+        let assertion = self.sign(&main_key().private_pem, json!({
+            "iss": CONSUMER_KEY, "sub": API_USER, "aud": "https://login.salesforce.com", "exp": now_secs() + 120}));
+        let resp = self
+            .client
+            .post(format!("{}/services/oauth2/token", self.base))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A CRM API request with a bearer access token.
+    pub async fn crm(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}/services/data/v62.0{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// The admin view of a call: voiceCall, conversation, transcript, ...

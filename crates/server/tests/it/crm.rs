@@ -1,0 +1,238 @@
+//! The CRM REST API over real HTTP: JWT bearer login, sObject CRUD and describe, SOQL and
+//! SOSL, and the platform's error bodies, on both backends.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::harness::{main_key, now_secs, other_key, Backend, TestServer, API_USER, CONSUMER_KEY};
+
+async fn login_with(s: &TestServer, assertion: &str, grant: &str) -> (u16, Value) {
+    let resp = s
+        .client
+        .post(format!("{}/services/oauth2/token", s.base))
+        .form(&[("grant_type", grant), ("assertion", assertion)])
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+both_backends!(jwt_bearer_login, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let claims = json!({"iss": CONSUMER_KEY, "sub": API_USER, "aud": "https://login.salesforce.com", "exp": now_secs() + 120});
+    let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    let (status, body) = login_with(&s, &s.sign(&main_key().private_pem, claims.clone()), grant).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["access_token"].as_str().unwrap().starts_with(s.demo.org_id.as_str()));
+    assert!(body["instance_url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    assert!(body["id"].as_str().unwrap().contains(&s.demo.org_id.to_18()));
+
+    let mut bad = Vec::new();
+    let mut c = claims.clone();
+    c["exp"] = json!(now_secs() + 3600);
+    bad.push(("exp too far", s.sign(&main_key().private_pem, c), "invalid_grant"));
+    let mut c = claims.clone();
+    c["exp"] = json!(now_secs() - 5);
+    bad.push(("expired", s.sign(&main_key().private_pem, c), "invalid_grant"));
+    let mut c = claims.clone();
+    c["aud"] = json!("https://evil.example");
+    bad.push(("audience", s.sign(&main_key().private_pem, c), "invalid_grant"));
+    let mut c = claims.clone();
+    c["sub"] = json!("ada@demo.voxbridge.local");
+    bad.push(("not pre-authorized", s.sign(&main_key().private_pem, c), "invalid_grant"));
+    let mut c = claims.clone();
+    c["iss"] = json!("nope");
+    bad.push(("unknown app", s.sign(&main_key().private_pem, c), "invalid_client_id"));
+    bad.push(("wrong key", s.sign(&other_key().private_pem, claims.clone()), "invalid_grant"));
+    for (name, assertion, code) in bad {
+        let (status, body) = login_with(&s, &assertion, grant).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some(code)), "{name}: {body}");
+    }
+    let (status, body) = login_with(&s, "x", "password").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
+
+    let (status, body) = s.crm("00Dnotatoken", Method::GET, "/sobjects", None).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID", "fields": []}])
+    );
+});
+
+both_backends!(sobject_crud_and_describe, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let t = s.crm_login().await;
+    let (status, body) = s
+        .crm(
+            &t,
+            Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"FirstName": "Ada", "LastName": "Byron", "Phone": "(415) 555-1234"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let contact = body["id"].as_str().unwrap().to_string();
+    assert_eq!(contact.len(), 18);
+    assert_eq!(body["success"], true);
+    let (status, body) = s
+        .crm(
+            &t,
+            Method::POST,
+            "/sobjects/Case",
+            Some(json!({"Subject": "Billing question", "ContactId": contact, "Origin": "Phone"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let case = body["id"].as_str().unwrap().to_string();
+    let (_, c) = s.crm(&t, Method::GET, &format!("/sobjects/Case/{case}"), None).await;
+    assert_eq!(c["CaseNumber"].as_str().unwrap().len(), 8);
+    assert_eq!(c["IsClosed"], false);
+    assert_eq!(c["attributes"]["type"], "Case");
+    let (status, c) =
+        s.crm(&t, Method::GET, &format!("/sobjects/Case/{}?fields=Subject", &case[..15]), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(c.as_object().unwrap().len(), 3, "{c}");
+    let (status, _) =
+        s.crm(&t, Method::PATCH, &format!("/sobjects/Case/{case}"), Some(json!({"Status": "Closed"}))).await;
+    assert_eq!(status, 204);
+    let (_, c) = s.crm(&t, Method::GET, &format!("/sobjects/Case/{case}"), None).await;
+    assert_eq!(c["IsClosed"], true);
+
+    // Errors in the platform's shape.
+    let (status, body) =
+        s.crm(&t, Method::POST, "/sobjects/Contact", Some(json!({"FirstName": "No last name"}))).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("REQUIRED_FIELD_MISSING")), "{body}");
+    assert_eq!(body[0]["fields"], json!(["LastName"]));
+    let (status, body) =
+        s.crm(&t, Method::POST, "/sobjects/Contact", Some(json!({"LastName": "X", "Nope__c": 1}))).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_FIELD")));
+    let (status, body) =
+        s.crm(&t, Method::POST, "/sobjects/Contact", Some(json!({"LastName": "x".repeat(300)}))).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("STRING_TOO_LONG")));
+    let (status, body) = s.crm(&t, Method::GET, "/sobjects/Case/notanid", None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("MALFORMED_ID")));
+    let (status, body) = s.crm(&t, Method::GET, "/sobjects/Nope/describe", None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
+    let (status, body) =
+        s.crm(&t, Method::POST, "/sobjects/Case", Some(json!({"Id": "500VX0000000001"}))).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_FIELD_FOR_INSERT_UPDATE")));
+
+    let (status, d) = s.crm(&t, Method::GET, "/sobjects/VoiceCall/describe", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(d["keyPrefix"], "0LQ");
+    let names: Vec<&str> =
+        d["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    for f in ["VendorCallKey", "CallDisposition", "CustomerHoldDuration", "MyField__c"] {
+        assert!(names.contains(&f), "{f} missing from {names:?}");
+    }
+    let (_, g) = s.crm(&t, Method::GET, "/sobjects", None).await;
+    assert!(g["sobjects"].as_array().unwrap().iter().any(|o| o["name"] == "Case"));
+
+    let (status, _) = s.crm(&t, Method::DELETE, &format!("/sobjects/Case/{case}"), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = s.crm(&t, Method::DELETE, &format!("/sobjects/Case/{case}"), None).await;
+    assert_eq!(status, 404);
+});
+
+both_backends!(soql_and_sosl, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let t = s.crm_login().await;
+    let id = s.create_call("crm-q-1", "2024-01-01T00:00:00Z").await;
+    s.create_call("crm-q-2", "2024-01-02T00:00:00Z").await;
+    // The retry job's query: calls whose CTR fields were never synced.
+    let (status, body) = s
+        .crm(
+            &t,
+            Method::GET,
+            "/query?q=SELECT+Id,+VendorCallKey+FROM+VoiceCall+WHERE+CustomerHoldDuration+=+null",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalSize"], 2);
+    assert_eq!(body["done"], true);
+    let (_, body) = s
+        .crm(
+            &t,
+            Method::GET,
+            "/query?q=SELECT+Id,+CallType+FROM+VoiceCall+WHERE+VendorCallKey+=+'crm-q-1'",
+            None,
+        )
+        .await;
+    assert_eq!(body["totalSize"], 1, "{body}");
+    assert_eq!(body["records"][0]["Id"].as_str().unwrap()[..15], id);
+    let (_, body) = s.crm(&t, Method::GET, "/query?q=SELECT+COUNT()+FROM+VoiceCall", None).await;
+    assert_eq!(body["totalSize"], 2);
+    s.crm(
+        &t,
+        Method::POST,
+        "/sobjects/Case",
+        Some(json!({"Subject": "Dup", "ContactPhone": "+14155551234"})),
+    )
+    .await;
+    let (status, body) = s
+        .crm(
+            &t,
+            Method::GET,
+            "/query?q=SELECT+Id+FROM+Case+WHERE+ContactPhone+=+'%2B14155551234'+AND+IsClosed+=+false",
+            None,
+        )
+        .await;
+    assert_eq!((status, body["totalSize"].as_u64()), (200, Some(1)), "{body}");
+    let (status, body) = s.crm(&t, Method::GET, "/query?q=SELECT+Id+FROM+VoiceCall+WHERE", None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("MALFORMED_QUERY")), "{body}");
+    let (status, body) = s.crm(&t, Method::GET, "/query?q=SELECT+Nope+FROM+VoiceCall", None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_FIELD")), "{body}");
+
+    s.crm(
+        &t,
+        Method::POST,
+        "/sobjects/Contact",
+        Some(json!({"LastName": "Hopper", "Phone": "(415) 555-0199"})),
+    )
+    .await;
+    let (status, body) = s
+        .crm(
+            &t,
+            Method::GET,
+            "/search?q=FIND+%7B4155550199%7D+IN+PHONE+FIELDS+RETURNING+Contact(Id,+LastName)",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["searchRecords"][0]["LastName"], "Hopper", "{body}");
+});
+
+both_backends!(query_pages_of_2000, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let t = s.crm_login().await;
+    let now = now_secs() * 1000;
+    let mut rng = rand::thread_rng();
+    let ops = (0..2_100)
+        .map(|i| {
+            let mut r = voxbridge_core::Record::new(
+                voxbridge_core::SfId::generate(voxbridge_core::KeyPrefix::Lead, &mut rng),
+                s.demo.org_id.clone(),
+                "Lead",
+                None,
+                now + i,
+            );
+            r.set("LastName", format!("Lead {i}"));
+            r.set("Company", "Acme");
+            voxbridge_store::WriteOp::Insert(r)
+        })
+        .collect();
+    s.store.apply(ops).await.unwrap();
+    let (_, first) = s.crm(&t, Method::GET, "/query?q=SELECT+Id+FROM+Lead", None).await;
+    assert_eq!(first["totalSize"], 2100);
+    assert_eq!(first["done"], false);
+    assert_eq!(first["records"].as_array().unwrap().len(), 2000);
+    let next = first["nextRecordsUrl"].as_str().unwrap().to_string();
+    assert!(next.ends_with("-2000"), "{next}");
+    let resp = s.client.get(format!("{}{next}", s.base)).bearer_auth(&t).send().await.unwrap();
+    let second: Value = resp.json().await.unwrap();
+    assert_eq!(second["done"], true);
+    assert_eq!(second["records"].as_array().unwrap().len(), 100);
+});
