@@ -914,7 +914,30 @@ pub struct QueryText {
 /// Loads what a bound query reads: candidates by key when the filter allows, else the
 /// whole object, plus the parents it traverses.
 async fn load_for(app: &App, org: &SfId, bound: &soql::BoundQuery) -> CrmResult<MemorySource> {
-    let records = match bound.key_lookup() {
+    let records = candidates(app, org, bound).await?;
+    let parents = bound.parent_ids(records.iter());
+    let mut source = MemorySource::new(records);
+    add_parents(app, org, &mut source, parents).await?;
+    Ok(source)
+}
+
+/// The records a query may match. Transcript entries live apart from other records and
+/// are read per conversation.
+async fn candidates(app: &App, org: &SfId, bound: &soql::BoundQuery) -> CrmResult<Vec<Record>> {
+    if bound.object.eq_ignore_ascii_case("ConversationEntry") {
+        let conversations: Vec<SfId> = match bound.key_lookup() {
+            Some(KeyLookup::Key { values, .. }) => {
+                values.iter().filter_map(|v| SfId::parse(v).ok()).collect()
+            }
+            _ => app.store.list(org, "Conversation").await?.into_iter().map(|c| c.id).collect(),
+        };
+        let mut out = Vec::new();
+        for c in conversations {
+            out.extend(app.store.entries(org, &c).await?.iter().map(soql::transcript_record));
+        }
+        return Ok(out);
+    }
+    Ok(match bound.key_lookup() {
         Some(KeyLookup::Ids(ids)) => {
             let mut out = Vec::new();
             for id in ids {
@@ -932,9 +955,10 @@ async fn load_for(app: &App, org: &SfId, bound: &soql::BoundQuery) -> CrmResult<
             out
         }
         None => app.store.list(org, &bound.object).await?,
-    };
-    let parents = bound.parent_ids(records.iter());
-    let mut source = MemorySource::new(records);
+    })
+}
+
+async fn add_parents(app: &App, org: &SfId, source: &mut MemorySource, parents: Vec<SfId>) -> CrmResult<()> {
     let mut seen = HashSet::new();
     for id in parents {
         if seen.insert(id.clone()) {
@@ -943,7 +967,7 @@ async fn load_for(app: &App, org: &SfId, bound: &soql::BoundQuery) -> CrmResult<
             }
         }
     }
-    Ok(source)
+    Ok(())
 }
 
 /// `GET /services/data/vNN.N/query?q=SOQL` (and `queryAll`).
@@ -1016,11 +1040,15 @@ pub async fn search(
             .ok_or_else(|| CrmError::new(ErrorCode::MalformedSearch, "the query parameter `q` is missing"))?;
     let schema = schema(&app, &s.org).await?;
     let parsed = soql::parse_search(&text, &schema)?;
-    let mut records = Vec::new();
+    let mut source = MemorySource::default();
     for r in &parsed.returning {
-        records.extend(app.store.list(&s.org, &r.query.object).await?);
+        let records = candidates(&app, &s.org, &r.query).await?;
+        let parents = r.query.parent_ids(records.iter());
+        for rec in records {
+            source.push(rec);
+        }
+        add_parents(&app, &s.org, &mut source, parents).await?;
     }
-    let source = MemorySource::new(records);
     let ctx = soql::EvalContext::new(app.now_ms()).with_api_version(v);
     Ok(Json(soql::search(&parsed, &source, &ctx).to_json()).into_response())
 }

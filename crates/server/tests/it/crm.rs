@@ -236,3 +236,26 @@ both_backends!(query_pages_of_2000, |backend: Backend| async move {
     assert_eq!(second["done"], true);
     assert_eq!(second["records"].as_array().unwrap().len(), 100);
 });
+
+both_backends!(transcripts_are_queryable, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let t = s.crm_login().await;
+    s.create_call("crm-t-1", "2024-01-01T00:00:00Z").await;
+    let (status, _) = s
+        .call(Method::POST, "/telephony/v1/voiceCalls/crm-t-1/messages", Some(json!({
+            "participantId": "x", "messageId": "e1", "startTime": 1704067201000i64, "endTime": 1704067202000i64,
+            "content": "my order is late", "senderType": "END_USER"})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = s
+        .crm(
+            &t,
+            Method::GET,
+            "/query?q=SELECT+Message,+ActorType+FROM+ConversationEntry+ORDER+BY+EntryTime",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["records"][0]["Message"], "my order is late");
+    assert_eq!(body["records"][0]["ActorType"], "END_USER");
+});
