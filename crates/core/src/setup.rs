@@ -3,9 +3,11 @@
 //! [`demo_setup`] returns the records of one complete, routable contact center: an org, a
 //! call center with the given public key, a phone number wired to an Omni-Channel-style
 //! routing definition, two queues and three agents mapped to Amazon-Connect-style external
-//! ids, and the VoiceCall custom fields the guide's examples use. The binary inserts the
-//! records and prints the [`DemoSummary`]; nothing here does IO, and ids and ARNs come from
-//! the rng passed in so tests are deterministic.
+//! ids, and the VoiceCall custom fields the guide's examples use. [`demo_integration`] adds
+//! the CRM REST API's side: a connected app for the OAuth 2.0 JWT bearer login and the API
+//! user it is pre-authorized for. The binary inserts the records and prints the
+//! [`DemoSummary`]; nothing here does IO, and ids, ARNs and consumer keys come from the rng
+//! passed in so tests are deterministic.
 
 use rand::Rng;
 use serde_json::{json, Value};
@@ -21,6 +23,15 @@ pub const DEMO_PHONE_NUMBER: &str = "+15550100100";
 pub const DEMO_ROUTING_DEFINITION: &str = "Route_VoiceCall";
 /// Domain of the demo agents' usernames.
 pub const DEMO_USER_DOMAIN: &str = "demo.voxbridge.local";
+
+/// Name of the demo connected app (the CRM REST API's JWT bearer login).
+pub const DEMO_CONNECTED_APP: &str = "Voxbridge Integration";
+/// File stem of the demo connected app's key pair under `<data>/keys/`.
+pub const DEMO_CONNECTED_APP_KEY_NAME: &str = "VoxbridgeIntegration";
+/// Username of the demo API user the connected app logs in as.
+pub const DEMO_API_USER: &str = "integration@demo.voxbridge.local";
+/// Profile of the demo API user; the connected app pre-authorizes it.
+pub const DEMO_API_PROFILE: &str = "System Administrator";
 
 /// AWS account and region of the demo's Amazon-Connect-style ARNs.
 const ARN_PREFIX: &str = "arn:aws:connect:us-east-1:123456789012:instance";
@@ -234,6 +245,75 @@ pub fn demo_setup(rng: &mut impl Rng, now_ms: i64, public_key_pem: &str) -> Demo
             custom_fields,
         },
     }
+}
+
+/// The demo connected app and its API user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoIntegration {
+    /// The ConnectedApp, then the User.
+    pub records: Vec<Record>,
+    pub summary: IntegrationSummary,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegrationSummary {
+    pub app_id: SfId,
+    pub app_name: String,
+    /// The `iss` of the app's login assertions; the ConnectedApp's key.
+    pub consumer_key: String,
+    pub user_id: SfId,
+    /// The `sub` of the app's login assertions.
+    pub username: String,
+}
+
+/// Builds the demo connected app for `org`, verified by `public_key_pem`, and the API user
+/// it is pre-authorized for (through the user's profile, as an admin-approved app is on the
+/// platform). Separate from [`demo_setup`] so an org made before the CRM API existed can be
+/// given the same records.
+pub fn demo_integration(
+    rng: &mut impl Rng,
+    org: &SfId,
+    now_ms: i64,
+    public_key_pem: &str,
+) -> DemoIntegration {
+    let consumer_key = consumer_key(rng);
+    let app_id = SfId::generate(KeyPrefix::ConnectedApp, rng);
+    let mut app =
+        Record::new(app_id.clone(), org.clone(), "ConnectedApp", Some(consumer_key.clone()), now_ms);
+    app.set("Name", DEMO_CONNECTED_APP);
+    app.set("ConsumerKey", consumer_key.as_str());
+    app.set("PublicKey", public_key_pem);
+    app.set("PreAuthorizedUsers", json!([]));
+    app.set("PreAuthorizedProfiles", json!([DEMO_API_PROFILE]));
+    app.set("Scopes", json!(["api"]));
+
+    let user_id = SfId::generate(KeyPrefix::User, rng);
+    let mut user = Record::new(user_id.clone(), org.clone(), "User", Some(DEMO_API_USER.to_string()), now_ms);
+    user.set("Username", DEMO_API_USER);
+    user.set("FirstName", "Voxbridge");
+    user.set("LastName", "Integration");
+    user.set("Name", "Voxbridge Integration");
+    user.set("Email", DEMO_API_USER);
+    user.set("IsActive", true);
+    user.set("ProfileName", DEMO_API_PROFILE);
+
+    DemoIntegration {
+        records: vec![app, user],
+        summary: IntegrationSummary {
+            app_id,
+            app_name: DEMO_CONNECTED_APP.to_string(),
+            consumer_key,
+            user_id,
+            username: DEMO_API_USER.to_string(),
+        },
+    }
+}
+
+/// A consumer key in the platform's shape: `3MVG9` and 80 more characters.
+fn consumer_key(rng: &mut impl Rng) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
+    let tail: String = (0..80).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    format!("3MVG9{tail}")
 }
 
 /// A CallCenter record. Used for the demo call center and for call centers an operator
@@ -504,6 +584,51 @@ mod tests {
         assert_eq!(p["PublicKey"], Value::Null);
         assert_eq!(p["Certificate"], "CERT");
         assert_eq!(p["UnifiedRouting"], false);
+    }
+
+    #[test]
+    fn integration_app_pre_authorizes_its_api_user() {
+        let s = setup();
+        let i = demo_integration(&mut StdRng::seed_from_u64(8), &s.summary.org_id, 1_700_000_000_000, PEM);
+        let [app, user] = &i.records[..] else { panic!("two records: {:?}", i.records) };
+        assert_eq!((app.sobject.as_str(), user.sobject.as_str()), ("ConnectedApp", "User"));
+        assert_eq!(app.id.prefix(), Some(KeyPrefix::ConnectedApp));
+        assert_eq!(user.id.prefix(), Some(KeyPrefix::User));
+        assert!(i.records.iter().all(|r| r.org == s.summary.org_id));
+        let key = &i.summary.consumer_key;
+        assert!(key.starts_with("3MVG9") && key.len() == 85, "{key}");
+        assert_eq!(app.key.as_deref(), Some(key.as_str()));
+        assert_eq!(app.str("ConsumerKey"), Some(key.as_str()));
+        assert_eq!(app.str("PublicKey"), Some(PEM));
+        assert_eq!(user.key.as_deref(), Some(DEMO_API_USER));
+        assert_eq!(user.bool("IsActive"), Some(true));
+        // The login checks the user's profile against the app's pre-authorized profiles.
+        assert_eq!(app.fields["PreAuthorizedProfiles"], json!([user.str("ProfileName").unwrap()]));
+        // No clash with the demo org's own users.
+        assert!(!s.records.iter().any(|r| r.key.as_deref() == Some(DEMO_API_USER)));
+        let other = demo_integration(&mut StdRng::seed_from_u64(9), &s.summary.org_id, 0, PEM);
+        assert_ne!(other.summary.consumer_key, i.summary.consumer_key);
+    }
+
+    #[test]
+    fn integration_snapshot() {
+        let s = setup();
+        let i = demo_integration(&mut StdRng::seed_from_u64(8), &s.summary.org_id, 1_700_000_000_000, PEM);
+        let rows: Vec<Value> = i
+            .records
+            .iter()
+            .map(|r| {
+                // The consumer key is random; its shape is checked above.
+                let mut fields = r.fields.clone();
+                let mut key = r.key.as_deref();
+                if r.sobject == "ConnectedApp" {
+                    fields.insert("ConsumerKey".into(), "[consumer key]".into());
+                    key = Some("[consumer key]");
+                }
+                json!({ "sobject": r.sobject, "prefix": r.id.prefix_str(), "key": key, "fields": fields })
+            })
+            .collect();
+        insta::assert_json_snapshot!(rows);
     }
 
     #[test]
