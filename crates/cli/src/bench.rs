@@ -399,8 +399,10 @@ async fn run_backend(args: &TelephonyArgs, backend: &str) -> Result<BackendRepor
     };
     let tag = format!("[{backend}]");
     progress(&format!("{tag} starting `voxbridge serve` on {}", data.display()));
+    let mut started = false;
     let result = async {
         let server = ServerProcess::start(&data, db_url.as_deref(), dir.path().join("server.log"))?;
+        started = true;
         let outcome = measure(args, backend, &server, &data).await;
         if outcome.is_err() {
             eprintln!("{tag} server log (last lines):\n{}", server.log_tail());
@@ -413,6 +415,8 @@ async fn run_backend(args: &TelephonyArgs, backend: &str) -> Result<BackendRepor
     if let Some(schema) = schema {
         match drop_schema(&args.postgres_url, &schema).await {
             Ok(()) => progress(&format!("{tag} dropped schema {schema}")),
+            // A server that never started may not have made the schema either.
+            Err(_) if !started => {}
             Err(e) => eprintln!(
                 "{tag} warning: could not drop schema {schema} ({e:#}); drop it with \
                  psql -c 'DROP SCHEMA {schema} CASCADE'"
