@@ -1,0 +1,7 @@
+//! Integration tests of voxbridge-functions: ARN binding, throttling, timeouts and metrics of
+//! the registry; the request bodies of InvokeTelephonyIntegrationApiFunction (sans-IO) and the
+//! function over real HTTP against a recording server; external HTTP functions.
+
+mod http;
+mod registry;
+mod telephony;
