@@ -126,7 +126,23 @@ struct UnverifiedAssertion {
     sub: Option<String>,
     prn: Option<String>,
     aud: Option<Value>,
-    exp: Option<i64>,
+    /// A number, or a string holding one: simple-salesforce and other clients send
+    /// `"exp": "1700000000"`, which the platform accepts.
+    exp: Option<Value>,
+}
+
+/// Seconds since the epoch from a numeric or numeric-string claim.
+fn numeric_date(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+        }
+        _ => None,
+    }
 }
 
 /// `POST /services/oauth2/token` with the JWT bearer grant.
@@ -180,7 +196,11 @@ async fn token_inner(app: &App, headers: &HeaderMap, bytes: &[u8]) -> Result<Res
         .filter(|s| !s.is_empty())
         .ok_or_else(|| oauth(ErrorCode::InvalidGrant, "invalid assertion: no `sub` (the username)"))?;
     let now = app.now_ms() / 1000;
-    let exp = claims.exp.ok_or_else(|| oauth(ErrorCode::InvalidGrant, "invalid assertion: no `exp`"))?;
+    let exp = claims
+        .exp
+        .as_ref()
+        .and_then(numeric_date)
+        .ok_or_else(|| oauth(ErrorCode::InvalidGrant, "invalid assertion: no numeric `exp`"))?;
     if exp <= now {
         return Err(oauth(
             ErrorCode::InvalidGrant,

@@ -166,6 +166,13 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route(&format!("{d}/queryAll"), get(crm::query))
         .route(&format!("{d}/query/{{locator}}"), get(crm::query_more))
         .route(&format!("{d}/search"), get(crm::search))
+        // The platform also answers with a trailing slash, and clients use it:
+        // simple-salesforce calls `query/`, `search/` and `sobjects/{Type}/`.
+        .route(&format!("{d}/sobjects/"), get(crm::describe_global))
+        .route(&format!("{d}/sobjects/{{ty}}/"), get(crm::sobject_info).post(crm::create_record))
+        .route(&format!("{d}/query/"), get(crm::query))
+        .route(&format!("{d}/queryAll/"), get(crm::query))
+        .route(&format!("{d}/search/"), get(crm::search))
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)

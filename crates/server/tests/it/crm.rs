@@ -259,3 +259,35 @@ both_backends!(transcripts_are_queryable, |backend: Backend| async move {
     assert_eq!(body["records"][0]["Message"], "my order is late");
     assert_eq!(body["records"][0]["ActorType"], "END_USER");
 });
+
+// What simple-salesforce sends: `exp` as a string, and `query/`, `search/` and
+// `sobjects/{Type}/` with a trailing slash.
+both_backends!(client_library_conventions, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let exp = (now_secs() + 180).to_string();
+    let claims =
+        json!({"iss": CONSUMER_KEY, "sub": API_USER, "aud": "https://login.salesforce.com", "exp": exp});
+    let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    let (status, body) = login_with(&s, &s.sign(&main_key().private_pem, claims), grant).await;
+    assert_eq!(status, 200, "{body}");
+    let t = body["access_token"].as_str().unwrap().to_string();
+    let claims =
+        json!({"iss": CONSUMER_KEY, "sub": API_USER, "aud": "https://login.salesforce.com", "exp": "soon"});
+    let (status, body) = login_with(&s, &s.sign(&main_key().private_pem, claims), grant).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+
+    let (status, body) =
+        s.crm(&t, Method::POST, "/sobjects/Contact/", Some(json!({"LastName": "Slash"}))).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s.crm(&t, Method::GET, "/query/?q=SELECT+Id+FROM+Contact", None).await;
+    assert_eq!((status, body["totalSize"].as_u64()), (200, Some(1)), "{body}");
+    let (status, _) = s.crm(&t, Method::GET, "/queryAll/?q=SELECT+Id+FROM+Contact", None).await;
+    assert_eq!(status, 200);
+    let (status, body) =
+        s.crm(&t, Method::GET, "/search/?q=FIND+%7BSlash%7D+RETURNING+Contact(Id)", None).await;
+    assert_eq!((status, body["searchRecords"].as_array().map(Vec::len)), (200, Some(1)), "{body}");
+    let (status, body) = s.crm(&t, Method::GET, "/sobjects/Contact/", None).await;
+    assert_eq!((status, body["objectDescribe"]["name"].as_str()), (200, Some("Contact")), "{body}");
+    let (status, _) = s.crm(&t, Method::GET, "/sobjects/", None).await;
+    assert_eq!(status, 200);
+});
