@@ -90,6 +90,19 @@ impl IntoResponse for CrmError {
 
 type CrmResult<T> = Result<T, CrmError>;
 
+/// The answer for a path under `/services` that no route serves, in the platform's shape
+/// (clients index the error array).
+pub(crate) fn unknown_resource(path: &str) -> Response {
+    CrmError::new(ErrorCode::NotFound, format!("The requested resource does not exist: {path}"))
+        .into_response()
+}
+
+/// The answer for a method a `/services` resource does not allow, in the platform's shape.
+pub(crate) fn method_not_allowed(method: &str, path: &str) -> Response {
+    CrmError::new(ErrorCode::MethodNotAllowed, format!("HTTP Method '{method}' not allowed on {path}"))
+        .into_response()
+}
+
 /// An OAuth error: `{"error", "error_description"}`.
 struct OAuthError(ApiError);
 
@@ -1005,7 +1018,8 @@ pub async fn query(
     let schema = schema(&app, &s.org).await?;
     let bound = soql::bind(&soql::parse_query(&text)?, &schema)?;
     let source = load_for(&app, &s.org, &bound).await?;
-    let ctx = soql::EvalContext::new(app.now_ms()).with_api_version(v.clone());
+    // Record URLs name the version as the path does: `v62.0`.
+    let ctx = soql::EvalContext::new(app.now_ms()).with_api_version(format!("v{v}"));
     let result = soql::evaluate(&bound, &source, &ctx);
     let mut body = result.to_json();
     // Pages of 2,000 records; the rest is served from a cursor.
@@ -1069,7 +1083,7 @@ pub async fn search(
         }
         add_parents(&app, &s.org, &mut source, parents).await?;
     }
-    let ctx = soql::EvalContext::new(app.now_ms()).with_api_version(v);
+    let ctx = soql::EvalContext::new(app.now_ms()).with_api_version(format!("v{v}"));
     Ok(Json(soql::search(&parsed, &source, &ctx).to_json()).into_response())
 }
 

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Router;
 use voxbridge_core::limits::RateWindow;
@@ -155,6 +155,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route("/services/data", get(crm::versions))
         .route("/services/data/", get(crm::versions))
         .route(d, get(crm::resources))
+        .route(&format!("{d}/"), get(crm::resources))
         .route(&format!("{d}/sobjects"), get(crm::describe_global))
         .route(&format!("{d}/sobjects/{{ty}}"), get(crm::sobject_info).post(crm::create_record))
         .route(&format!("{d}/sobjects/{{ty}}/describe"), get(crm::describe))
@@ -180,14 +181,21 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .with_state(app)
 }
 
-async fn not_found(uri: Uri) -> impl IntoResponse {
+async fn not_found(uri: Uri) -> Response {
+    if uri.path().starts_with("/services/") {
+        return crm::unknown_resource(uri.path());
+    }
     error::Error(ApiError::new(
         ErrorCode::NotFound,
         format!("no endpoint at {}; see /openapi.json", uri.path()),
     ))
+    .into_response()
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> impl IntoResponse {
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    if uri.path().starts_with("/services/") {
+        return crm::method_not_allowed(method.as_str(), uri.path());
+    }
     let e = error::Error(ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {}; see /openapi.json", uri.path()),

@@ -281,6 +281,8 @@ both_backends!(client_library_conventions, |backend: Backend| async move {
     assert_eq!(status, 201, "{body}");
     let (status, body) = s.crm(&t, Method::GET, "/query/?q=SELECT+Id+FROM+Contact", None).await;
     assert_eq!((status, body["totalSize"].as_u64()), (200, Some(1)), "{body}");
+    let url = body["records"][0]["attributes"]["url"].as_str().unwrap();
+    assert!(url.starts_with("/services/data/v62.0/sobjects/Contact/"), "{url}");
     let (status, _) = s.crm(&t, Method::GET, "/queryAll/?q=SELECT+Id+FROM+Contact", None).await;
     assert_eq!(status, 200);
     let (status, body) =
@@ -290,4 +292,12 @@ both_backends!(client_library_conventions, |backend: Backend| async move {
     assert_eq!((status, body["objectDescribe"]["name"].as_str()), (200, Some("Contact")), "{body}");
     let (status, _) = s.crm(&t, Method::GET, "/sobjects/", None).await;
     assert_eq!(status, 200);
+    let (status, body) = s.crm(&t, Method::GET, "/", None).await;
+    assert_eq!((status, body["query"].as_str()), (200, Some("/services/data/v62.0/query")), "{body}");
+
+    // Unknown resources and methods answer in the platform's error shape, which clients index.
+    let (status, body) = s.crm(&t, Method::GET, "/limits/", None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")), "{body}");
+    let (status, body) = s.crm(&t, Method::PUT, "/sobjects/Contact/", None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (405, Some("METHOD_NOT_ALLOWED")), "{body}");
 });
