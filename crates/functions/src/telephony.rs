@@ -21,10 +21,13 @@
 //!
 //! The answer is the API's response body. Any non-2xx answer (429 included) fails the
 //! invocation, so the flow takes its error branch — except `sendMessage`, which answers
-//! `{"result":"Error"}` as the reference does (its callers must not retry). Top-level `null`s
-//! in a response become `""`: flows read the answer as a string map, and the Omni-Channel
-//! samples expect the target they were not given (`agent` when routed to a queue) to be empty
-//! rather than missing.
+//! `{"result":"Error"}` as the reference does (its callers must not retry).
+//!
+//! Flows read the answer as a flat string map (the Lambda block's default response
+//! validation), so it is flattened ([`flatten_answer`]): top-level `null`s become `""` (the
+//! Omni-Channel samples expect the target they were not given — `agent` when routed to a queue
+//! — to be empty, not missing) and nested members become their JSON text (the create answer's
+//! `errors` list is `"[]"`), so a call created with field errors is still a success.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -392,16 +395,24 @@ impl InvokeTelephonyIntegrationApi {
                 ))
             })?
         };
-        Ok(strings_for_nulls(body))
+        Ok(flatten_answer(body))
     }
 }
 
-/// Top-level `null` members as `""` (see the module docs).
-fn strings_for_nulls(v: Value) -> Value {
+/// The answer as a flat string map (see the module docs): top-level `null` members as `""`,
+/// nested members (arrays, objects) as their JSON text; scalars unchanged.
+pub fn flatten_answer(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()
-                .map(|(k, v)| if v.is_null() { (k, Value::String(String::new())) } else { (k, v) })
+                .map(|(k, v)| match v {
+                    Value::Null => (k, Value::String(String::new())),
+                    Value::Array(_) | Value::Object(_) => {
+                        let text = v.to_string();
+                        (k, Value::String(text))
+                    }
+                    scalar => (k, scalar),
+                })
                 .collect(),
         ),
         other => other,

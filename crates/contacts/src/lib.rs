@@ -1,0 +1,46 @@
+//! The telephony half's contacts: the flow library (flows by name, id or ARN, parsed once;
+//! phone numbers bound to flows; queues; function bindings), and the contact runtime that
+//! runs a contact through its flows with the sans-IO interpreter of `voxbridge-flows` and the
+//! function runtime of `voxbridge-functions`.
+//!
+//! ```ignore
+//! let library = Arc::new(FlowLibrary::load_dir(Path::new("flows"))?);
+//! let center = ContactCenter::new(library, registry, Arc::new(SystemClock));
+//! let result = center.simulate(InboundCall { to, from, input: CallerScript::parse("1,1234#")?, ..Default::default() }).await?;
+//! // result.steps: the event log; result.ctr: the contact trace record; result.contact_events
+//! ```
+//!
+//! Invariant: the telephony half reaches the CRM half only through functions (for the
+//! Telephony Integration API, the built-in InvokeTelephonyIntegrationApiFunction over HTTP);
+//! nothing here reads the CRM store.
+
+pub mod library;
+pub mod queue;
+pub mod record;
+pub mod runtime;
+pub mod script;
+
+use std::sync::Arc;
+
+pub use library::{validate_flow, FlowLibrary, FunctionBinding, LibraryError, LibraryFlow, QueueConfig};
+pub use runtime::{CallError, ContactCenter, ContactResult, InboundCall, LogStep, QueueRef, Step};
+pub use script::{CallerInput, CallerScript};
+
+use voxbridge_functions::external::HttpFunction;
+use voxbridge_functions::{function_name, FunctionOptions, Registry};
+
+/// Registers the library's external functions (`[[functions]]` of `flows.toml`) in `registry`,
+/// each bound to exactly its ARN (so it wins over a built-in whose name the ARN ends with).
+pub fn register_external_functions(library: &FlowLibrary, registry: &Registry) {
+    for f in &library.functions {
+        let name = function_name(&f.arn).unwrap_or(&f.arn).to_string();
+        registry.register(
+            Arc::new(HttpFunction::new(name.clone(), f.url.clone())),
+            FunctionOptions {
+                timeout: f.timeout_seconds.map(std::time::Duration::from_secs),
+                reserved_concurrency: f.reserved_concurrency,
+            },
+        );
+        registry.bind(f.arn.clone(), &name);
+    }
+}

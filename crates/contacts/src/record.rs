@@ -1,0 +1,177 @@
+//! What a finished contact leaves behind, built from its timeline without IO: the contact
+//! trace record (Amazon Connect's CTR data model) and the contact events (EventBridge
+//! `aws.connect` "Amazon Connect Contact Event" envelopes).
+//!
+//! CTR timestamps use `yyyy-mm-ddThh:mm:ssZ` and durations whole seconds, as Connect writes
+//! them; contact event timestamps carry milliseconds (`yyyy-MM-ddTHH:mm:ss.SSSZ`).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+use voxbridge_flows::{Ended, Endpoint};
+
+/// Everything about a contact the records need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactTimeline {
+    pub contact_id: String,
+    pub initial_contact_id: String,
+    pub previous_contact_id: Option<String>,
+    pub channel: String,
+    pub initiation_method: String,
+    pub instance_arn: String,
+    pub customer_endpoint: Option<Endpoint>,
+    pub system_endpoint: Option<Endpoint>,
+    pub attributes: BTreeMap<String, String>,
+    pub initiation_ms: i64,
+    pub connected_to_system_ms: Option<i64>,
+    pub queue: Option<QueueVisit>,
+    pub disconnect_ms: i64,
+    pub disconnect_reason: Option<String>,
+    pub recording: bool,
+}
+
+/// The queue the contact waited in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueVisit {
+    pub name: String,
+    pub arn: String,
+    pub enqueue_ms: i64,
+    pub dequeue_ms: Option<i64>,
+}
+
+/// `DisconnectReason` of a contact whose flow ended this way (and, for `Queued`, the caller
+/// hung up while waiting).
+pub fn disconnect_reason(ended: Option<&Ended>) -> &'static str {
+    match ended {
+        Some(Ended::Disconnected | Ended::FlowEnded | Ended::Error) => "CONTACT_FLOW_DISCONNECT",
+        Some(Ended::TransferredToThirdParty) => "THIRD_PARTY_DISCONNECT",
+        Some(Ended::TransferredToAgent) => "AGENT_DISCONNECT",
+        Some(Ended::Queued | Ended::CustomerHungUp) | None => "CUSTOMER_DISCONNECT",
+    }
+}
+
+/// `2019-07-02T17:32:28Z`.
+pub fn ctr_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `2019-07-02T17:32:28.123Z`.
+pub fn event_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// The AWS account id inside an ARN (`arn:aws:connect:REGION:ACCOUNT:…`).
+fn account(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or("")
+}
+
+fn region(arn: &str) -> &str {
+    arn.split(':').nth(3).unwrap_or("")
+}
+
+fn endpoint(e: &Option<Endpoint>) -> Value {
+    match e {
+        Some(e) => json!({"Address": e.address, "Type": e.kind}),
+        None => Value::Null,
+    }
+}
+
+/// The contact trace record (reference: the CTR data model).
+pub fn contact_trace_record(t: &ContactTimeline) -> Value {
+    let attributes: Map<String, Value> =
+        t.attributes.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let queue = t.queue.as_ref().map_or(Value::Null, |q| {
+        json!({
+            "ARN": q.arn,
+            "DequeueTimestamp": q.dequeue_ms.map(ctr_time),
+            "Duration": q.dequeue_ms.map(|d| (d - q.enqueue_ms).max(0) / 1000),
+            "EnqueueTimestamp": ctr_time(q.enqueue_ms),
+            "Name": q.name,
+        })
+    });
+    json!({
+        "AWSAccountId": account(&t.instance_arn),
+        "AWSContactTraceRecordFormatVersion": "2017-03-10",
+        "Agent": null,
+        "AgentConnectionAttempts": 0,
+        "Attributes": attributes,
+        "Channel": t.channel,
+        "ConnectedToSystemTimestamp": t.connected_to_system_ms.map(ctr_time),
+        "ContactId": t.contact_id,
+        "CustomerEndpoint": endpoint(&t.customer_endpoint),
+        "DisconnectReason": t.disconnect_reason,
+        "DisconnectTimestamp": ctr_time(t.disconnect_ms),
+        "InitialContactId": t.initial_contact_id,
+        "InitiationMethod": t.initiation_method,
+        "InitiationTimestamp": ctr_time(t.initiation_ms),
+        "InstanceARN": t.instance_arn,
+        "LastUpdateTimestamp": ctr_time(t.disconnect_ms),
+        "MediaStreams": [{"Type": "AUDIO"}],
+        "NextContactId": null,
+        "PreviousContactId": t.previous_contact_id,
+        "Queue": queue,
+        "Recording": null,
+        "Recordings": null,
+        "RelatedContactId": null,
+        "ScheduledTimestamp": null,
+        "SystemEndpoint": endpoint(&t.system_endpoint),
+        "TransferCompletedTimestamp": null,
+        "TransferredToEndpoint": null,
+    })
+}
+
+/// The contact events of the timeline, in order: INITIATED, CONNECTED_TO_SYSTEM, QUEUED (if
+/// queued), DISCONNECTED. `ids` supplies each envelope's `id`.
+pub fn contact_events(t: &ContactTimeline, mut ids: impl FnMut() -> String) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut push = |event_type: &str, at_ms: i64, extra: Value| {
+        let mut detail = json!({
+            "eventType": event_type,
+            "contactId": t.contact_id,
+            "initialContactId": t.initial_contact_id,
+            "channel": t.channel,
+            "instanceArn": t.instance_arn,
+            "initiationMethod": t.initiation_method,
+            "initiationTimestamp": event_time(t.initiation_ms),
+        });
+        if let Some(p) = &t.previous_contact_id {
+            detail["previousContactId"] = json!(p);
+        }
+        if let (Value::Object(d), Value::Object(e)) = (&mut detail, extra) {
+            d.extend(e);
+        }
+        out.push(json!({
+            "version": "0",
+            "id": ids(),
+            "detail-type": "Amazon Connect Contact Event",
+            "source": "aws.connect",
+            "account": account(&t.instance_arn),
+            "time": ctr_time(at_ms),
+            "region": region(&t.instance_arn),
+            "resources": [t.instance_arn, format!("{}/contact/{}", t.instance_arn, t.contact_id)],
+            "detail": detail,
+        }));
+    };
+    push("INITIATED", t.initiation_ms, json!({}));
+    if let Some(c) = t.connected_to_system_ms {
+        push("CONNECTED_TO_SYSTEM", c, json!({"connectedToSystemTimestamp": event_time(c)}));
+    }
+    let queue_info = t.queue.as_ref().map(
+        |q| json!({"queueArn": q.arn, "queueType": "STANDARD", "enqueueTimestamp": event_time(q.enqueue_ms)}),
+    );
+    if let (Some(q), Some(info)) = (&t.queue, &queue_info) {
+        push("QUEUED", q.enqueue_ms, json!({"queueInfo": info}));
+    }
+    let mut disconnected = json!({"disconnectTimestamp": event_time(t.disconnect_ms)});
+    if let Some(c) = t.connected_to_system_ms {
+        disconnected["connectedToSystemTimestamp"] = json!(event_time(c));
+    }
+    if let Some(info) = queue_info {
+        disconnected["queueInfo"] = info;
+    }
+    push("DISCONNECTED", t.disconnect_ms, disconnected);
+    out
+}
