@@ -26,6 +26,21 @@ impl Action {
     }
 }
 
+/// An HTTP client for `base` that also trusts this data dir's self-signed certificate, so
+/// commands work against the local HTTPS listener without turning verification off.
+pub fn client(base: &str, data: &DataDir) -> Result<reqwest::Client> {
+    let mut client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+    if base.starts_with("https://") && data.tls_cert().is_file() {
+        let pem = std::fs::read(data.tls_cert())
+            .with_context(|| format!("cannot read {}", data.tls_cert().display()))?;
+        client = client.add_root_certificate(
+            reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", data.tls_cert().display()))?,
+        );
+    }
+    Ok(client.build()?)
+}
+
 /// Sends the change and returns the response body. Non-2xx answers become errors that
 /// carry the server's message.
 pub async fn send(base: &str, call_id: &str, token: &str, action: Action, data: &DataDir) -> Result<Value> {
@@ -34,14 +49,7 @@ pub async fn send(base: &str, call_id: &str, token: &str, action: Action, data: 
         bail!("`{call_id}` is not a voice call id or vendor call key");
     }
     let url = format!("{base}/admin/v1/voiceCalls/{call_id}/state");
-    let mut client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
-    // Trust this data dir's self-signed certificate, so `calls` works against the local
-    // HTTPS listener without turning verification off.
-    if base.starts_with("https://") && data.tls_cert().is_file() {
-        let pem = std::fs::read(data.tls_cert())?;
-        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
-    }
-    let client = client.build()?;
+    let client = client(base, data)?;
     let response =
         client.patch(&url).bearer_auth(token).json(&action.body()).send().await.with_context(|| {
             format!("cannot reach {url}; is `voxbridge serve` running there? (set --url)")

@@ -30,6 +30,10 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 /// The guide asks for tokens that expire "within 3 minutes"; a server cannot demand less.
 pub const MIN_TOKEN_LIFETIME_SECS: u64 = 180;
 pub const MAX_TOKEN_LIFETIME_SECS: u64 = 3600;
+/// Bounds of a CRM access token's lifetime: a minute (shorter is a typo for hours) to the
+/// platform's longest session timeout, 24 hours.
+pub const MIN_SESSION_LIFETIME_SECS: u64 = 60;
+pub const MAX_SESSION_LIFETIME_SECS: u64 = 24 * 3600;
 
 /// Environment variables by name. Only `VOXBRIDGE_*` ones matter.
 pub type Env = BTreeMap<String, String>;
@@ -57,6 +61,8 @@ struct FileConfig {
     tls: TlsSection,
     #[serde(default)]
     auth: AuthSection,
+    #[serde(default)]
+    crm: CrmSection,
     #[serde(default)]
     limits: LimitsSection,
     #[serde(default)]
@@ -88,6 +94,13 @@ struct AuthSection {
     audience: Option<String>,
     require_audience: Option<bool>,
     max_token_lifetime_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CrmSection {
+    login_audiences: Option<Vec<String>>,
+    session_lifetime_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +166,11 @@ pub struct Config {
     pub audience: String,
     pub require_audience: bool,
     pub max_token_lifetime_secs: u64,
+    /// Accepted `aud` values of CRM login assertions; the first is what `voxbridge token
+    /// --crm` signs for.
+    pub login_audiences: Vec<String>,
+    /// How long a CRM access token stays valid.
+    pub session_lifetime_secs: u64,
     pub limits: Limits,
     pub log_filter: String,
     pub call_centers: Vec<CallCenterConfig>,
@@ -177,6 +195,8 @@ impl fmt::Debug for Config {
             .field("audience", &self.audience)
             .field("require_audience", &self.require_audience)
             .field("max_token_lifetime_secs", &self.max_token_lifetime_secs)
+            .field("login_audiences", &self.login_audiences)
+            .field("session_lifetime_secs", &self.session_lifetime_secs)
             .field("limits", &self.limits)
             .field("log_filter", &self.log_filter)
             .field("call_centers", &self.call_centers)
@@ -194,6 +214,9 @@ impl Config {
             require_audience: self.require_audience,
             max_token_lifetime: Duration::from_secs(self.max_token_lifetime_secs),
             limits: self.limits.clone(),
+            public_url: self.public_url.clone(),
+            login_audiences: self.login_audiences.clone(),
+            session_lifetime: Duration::from_secs(self.session_lifetime_secs),
             ..Settings::default()
         }
     }
@@ -589,6 +612,40 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         None => defaults.max_token_lifetime.as_secs(),
     };
 
+    let login_audiences = match env_var(env, "VOXBRIDGE_CRM_LOGIN_AUDIENCES")? {
+        // One variable holds the list: comma- or space-separated.
+        Some((raw, origin)) => {
+            let list: Vec<String> =
+                raw.split([',', ' ', '\n', '\t']).filter(|a| !a.is_empty()).map(str::to_string).collect();
+            login_audiences(list, &origin)?
+        }
+        None => match file
+            .and_then(|f| f.config.crm.login_audiences.clone().map(|v| (v, f.origin("crm.login_audiences"))))
+        {
+            Some((list, origin)) => login_audiences(list, &origin)?,
+            None => defaults.login_audiences.clone(),
+        },
+    };
+    let session_lifetime_secs = match parsed_setting::<u64>(
+        env,
+        "VOXBRIDGE_CRM_SESSION_LIFETIME_SECS",
+        file,
+        |c| c.crm.session_lifetime_secs,
+        "crm.session_lifetime_secs",
+        "a number of seconds",
+    )? {
+        Some((secs, origin)) => {
+            if !(MIN_SESSION_LIFETIME_SECS..=MAX_SESSION_LIFETIME_SECS).contains(&secs) {
+                bail!(
+                    "{origin} is {secs}, expected between {MIN_SESSION_LIFETIME_SECS} and \
+                     {MAX_SESSION_LIFETIME_SECS} seconds (24 hours)"
+                );
+            }
+            secs
+        }
+        None => defaults.session_lifetime.as_secs(),
+    };
+
     let limit = |var: &str, pick: fn(&FileConfig) -> Option<u64>, key: &str, default: u64| -> Result<u64> {
         match parsed_setting::<u64>(env, var, file, pick, key, "a positive whole number")? {
             Some((0, origin)) => bail!("{origin} is 0; limits must be at least 1"),
@@ -647,10 +704,38 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         audience,
         require_audience,
         max_token_lifetime_secs,
+        login_audiences,
+        session_lifetime_secs,
         limits,
         log_filter,
         call_centers,
     })
+}
+
+/// Checks the accepted login audiences: at least one, each a URL (the platform's are
+/// `https://login.salesforce.com` and the like). A trailing slash is dropped, as the login
+/// compares without it.
+fn login_audiences(list: Vec<String>, origin: &Origin) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for a in list {
+        let a = a.trim().trim_end_matches('/');
+        let valid = (a.starts_with("https://") || a.starts_with("http://"))
+            && a.len() > "https://".len()
+            && !a.contains(char::is_whitespace);
+        if !valid {
+            bail!("{origin} has `{a}`, expected URLs like https://login.salesforce.com");
+        }
+        if !out.iter().any(|o| o == a) {
+            out.push(a.to_string());
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "{origin} is empty, so no login assertion would be accepted; list at least one audience, \
+             e.g. https://login.salesforce.com"
+        );
+    }
+    Ok(out)
 }
 
 /// Validates `[[call_centers]]`: API names are unique identifiers and each entry names
@@ -728,6 +813,45 @@ mod tests {
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.base_url(), "http://127.0.0.1:8080");
         assert!(c.tls.is_none());
+        assert_eq!(c.login_audiences, ["https://login.salesforce.com", "https://test.salesforce.com"]);
+        assert_eq!(c.session_lifetime_secs, 7200);
+        let s = c.settings();
+        assert_eq!(s.login_audiences, Settings::default().login_audiences);
+        assert_eq!(s.session_lifetime, Duration::from_secs(7200));
+        assert_eq!(s.public_url, None);
+    }
+
+    #[test]
+    fn crm_login_settings() {
+        let text = "version = 1\n[server]\npublic_url = \"https://crm.example.com/\"\n\
+                    [crm]\nlogin_audiences = [\"https://crm.example.com/\", \"https://login.salesforce.com\"]\n\
+                    session_lifetime_secs = 900\n";
+        let c = from_text(text, &Overrides::default(), &Env::new()).unwrap();
+        assert_eq!(c.login_audiences, ["https://crm.example.com", "https://login.salesforce.com"]);
+        let s = c.settings();
+        assert_eq!(s.public_url.as_deref(), Some("https://crm.example.com"));
+        assert_eq!(s.login_audiences, c.login_audiences);
+        assert_eq!(s.session_lifetime, Duration::from_secs(900));
+
+        let e = env(&[
+            ("VOXBRIDGE_CRM_LOGIN_AUDIENCES", "https://a.example, https://b.example"),
+            ("VOXBRIDGE_CRM_SESSION_LIFETIME_SECS", "3600"),
+        ]);
+        let c = from_text(text, &Overrides::default(), &e).unwrap();
+        assert_eq!(c.login_audiences, ["https://a.example", "https://b.example"]);
+        assert_eq!(c.session_lifetime_secs, 3600);
+
+        let o = Overrides::default();
+        let m = err(from_text("version = 1\n[crm]\nlogin_audiences = []\n", &o, &Env::new()));
+        assert!(m.contains("`crm.login_audiences`") && m.contains("at least one"), "{m}");
+        let m = err(from_text("version = 1\n[crm]\nlogin_audiences = [\"login\"]\n", &o, &Env::new()));
+        assert!(m.contains("`login`") && m.contains("https://login.salesforce.com"), "{m}");
+        let m = err(from_text("version = 1\n[crm]\nsession_lifetime_secs = 5\n", &o, &Env::new()));
+        assert!(m.contains("`crm.session_lifetime_secs`") && m.contains("between 60 and 86400"), "{m}");
+        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_CRM_SESSION_LIFETIME_SECS", "2h")])));
+        assert!(m.contains("VOXBRIDGE_CRM_SESSION_LIFETIME_SECS is `2h`"), "{m}");
+        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_CRM_LOGIN_AUDIENCES", " , ")])));
+        assert!(m.contains("VOXBRIDGE_CRM_LOGIN_AUDIENCES is empty"), "{m}");
     }
 
     #[test]
@@ -736,6 +860,8 @@ mod tests {
         let c = from_text(text, &Overrides::default(), &Env::new()).unwrap();
         assert_eq!(c.call_centers.len(), 1);
         assert!(c.https.is_some());
+        assert_eq!(c.login_audiences.len(), 3);
+        assert_eq!(c.session_lifetime_secs, 7200);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! <data>/setup.json                        the org, call centers, numbers, queues, agents
 //! <data>/keys/<CallCenter>.private.pem     private key (0600) of a call center made here
 //! <data>/keys/<CallCenter>.public.pem      its public half, registered on the CallCenter
+//! <data>/keys/<ConnectedApp>.private.pem   private key (0600) of a connected app made here
+//! <data>/keys/<ConnectedApp>.public.pem    its public half, registered on the ConnectedApp
 //! <data>/tls/cert.pem, key.pem             self-signed certificate for HTTPS
 //! ```
 //!
@@ -49,6 +51,12 @@ impl DataDir {
 
     pub fn public_key_rel(api_name: &str) -> String {
         format!("keys/{api_name}.public.pem")
+    }
+
+    /// File stem of a connected app's key pair: its name without spaces or punctuation
+    /// (`Voxbridge Integration` → `VoxbridgeIntegration`).
+    pub fn app_key_stem(app_name: &str) -> String {
+        app_name.chars().filter(char::is_ascii_alphanumeric).collect()
     }
 
     pub fn tls_dir(&self) -> PathBuf {
@@ -127,6 +135,10 @@ pub struct SetupFile {
     pub agents: Vec<AgentInfo>,
     /// `VoiceCall.<Name>` of the declared custom fields.
     pub custom_fields: Vec<CustomFieldInfo>,
+    /// Connected apps of the CRM REST API's JWT bearer login. Absent in files written
+    /// before the CRM API existed; the next start fills it in.
+    #[serde(default)]
+    pub connected_apps: Vec<ConnectedAppInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +161,23 @@ pub struct CallCenterInfo {
     pub private_key_file: Option<String>,
     /// Relative to the data dir, or absolute for call centers from the configuration.
     pub public_key_file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectedAppInfo {
+    pub id: String,
+    pub id18: String,
+    pub name: String,
+    /// The `iss` of login assertions.
+    pub consumer_key: String,
+    /// `public_key` or `certificate`: what login assertions are verified with.
+    pub key_kind: String,
+    /// Relative to the data dir; present when the private key lives there.
+    pub private_key_file: Option<String>,
+    pub public_key_file: Option<String>,
+    /// Usernames that may log in through the app: those pre-authorized by name, then the
+    /// active users of the pre-authorized profiles.
+    pub users: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,5 +230,18 @@ pub struct CustomFieldInfo {
 impl SetupFile {
     pub fn call_center(&self, api_name: &str) -> Option<&CallCenterInfo> {
         self.call_centers.iter().find(|c| c.api_name == api_name)
+    }
+
+    /// The connected app to log in with: the one with `consumer_key`, else the first whose
+    /// private key lives in the data dir, else the first.
+    pub fn connected_app(&self, consumer_key: Option<&str>) -> Option<&ConnectedAppInfo> {
+        match consumer_key {
+            Some(k) => self.connected_apps.iter().find(|a| a.consumer_key == k),
+            None => self
+                .connected_apps
+                .iter()
+                .find(|a| a.private_key_file.is_some())
+                .or(self.connected_apps.first()),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `voxbridge info`: what a data directory and configuration set up, for people (default)
-//! and for scripts (`--json`, a stable object described in docs/configuration.md).
+//! and for scripts (`--json`, a stable object described in docs/configuration.md): the
+//! org, call centers, numbers, queues, agents, the CRM REST API's login, URLs and limits.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ pub struct Info {
     pub queues: Vec<QueueInfo>,
     pub agents: Vec<AgentInfo>,
     pub custom_fields: Vec<CustomFieldInfo>,
+    pub connected_apps: Vec<ConnectedAppOut>,
+    /// How to log in to the CRM REST API; `None` when the org has no connected app.
+    pub crm: Option<CrmOut>,
     pub urls: Urls,
     pub tls: TlsOut,
     pub database: DatabaseOut,
@@ -51,6 +55,42 @@ pub struct CallCenterOut {
 }
 
 #[derive(Debug, Serialize)]
+pub struct ConnectedAppOut {
+    pub id: String,
+    pub id18: String,
+    pub name: String,
+    pub consumer_key: String,
+    pub key_kind: String,
+    /// Absolute; present when the private key lives in the data dir.
+    pub private_key_file: Option<String>,
+    pub public_key_file: Option<String>,
+    /// Usernames that may log in through the app.
+    pub users: Vec<String>,
+}
+
+/// The OAuth 2.0 JWT bearer login to the CRM REST API with the first connected app whose
+/// private key is in the data dir (else the first).
+#[derive(Debug, Serialize)]
+pub struct CrmOut {
+    pub connected_app: String,
+    /// The assertion's `iss`.
+    pub consumer_key: String,
+    pub private_key_file: Option<String>,
+    /// The assertion's `sub`: the app's first API user.
+    pub username: Option<String>,
+    /// The assertion's `aud`: the first accepted login audience.
+    pub login_audience: String,
+    pub login_audiences: Vec<String>,
+    /// `{base}/services/oauth2/token`
+    pub token_url: String,
+    /// The `instance_url` a login answers with, where `/services/data/...` is served.
+    pub instance_url: String,
+    pub session_lifetime_secs: u64,
+    /// A command that logs in and prints an access token.
+    pub token_command: String,
+}
+
+#[derive(Debug, Serialize)]
 pub struct Urls {
     /// Root URL clients use (public URL, else HTTP, else HTTPS).
     pub base: String,
@@ -59,6 +99,8 @@ pub struct Urls {
     pub public: Option<String>,
     /// `{base}/telephony/v1`
     pub telephony_api: String,
+    /// `{base}/services/data`: the CRM REST API's versions.
+    pub crm_api: String,
     pub openapi: String,
     pub admin_api: String,
 }
@@ -154,6 +196,33 @@ pub fn gather(config: &Config) -> Result<Info> {
         (None, Some(_)) => (Some(data.tls_cert()), Some(data.tls_key())),
         (None, None) => (None, None),
     };
+    let connected_apps: Vec<ConnectedAppOut> = setup
+        .connected_apps
+        .iter()
+        .map(|a| ConnectedAppOut {
+            id: a.id.clone(),
+            id18: a.id18.clone(),
+            name: a.name.clone(),
+            consumer_key: a.consumer_key.clone(),
+            key_kind: a.key_kind.clone(),
+            private_key_file: a.private_key_file.as_deref().map(resolve),
+            public_key_file: a.public_key_file.as_deref().map(resolve),
+            users: a.users.clone(),
+        })
+        .collect();
+    let crm = setup.connected_app(None).map(|a| CrmOut {
+        connected_app: a.name.clone(),
+        consumer_key: a.consumer_key.clone(),
+        private_key_file: a.private_key_file.as_deref().map(resolve),
+        username: a.users.first().cloned(),
+        login_audience: config.login_audiences.first().cloned().unwrap_or_default(),
+        login_audiences: config.login_audiences.clone(),
+        token_url: format!("{base}/services/oauth2/token"),
+        instance_url: base.clone(),
+        session_lifetime_secs: config.session_lifetime_secs,
+        token_command: format!("voxbridge token --crm{}", data_flag(&config.data_dir)),
+    });
+
     let token_command = call_centers
         .iter()
         .find(|c| c.private_key_file.is_some())
@@ -171,8 +240,11 @@ pub fn gather(config: &Config) -> Result<Info> {
         queues: setup.queues.clone(),
         agents: setup.agents.clone(),
         custom_fields: setup.custom_fields.clone(),
+        connected_apps,
+        crm,
         urls: Urls {
             telephony_api: format!("{base}/telephony/v1"),
+            crm_api: format!("{base}/services/data"),
             openapi: format!("{base}/openapi.json"),
             admin_api: format!("{base}/admin/v1"),
             http: config.http_url(),
@@ -268,8 +340,24 @@ pub fn human(info: &Info) -> String {
         let _ = writeln!(w, "  {:<46} {detail}", f.field);
     }
 
+    if let Some(crm) = &info.crm {
+        let _ = writeln!(w, "\nCRM REST API login (OAuth 2.0 JWT bearer)");
+        let _ = writeln!(w, "  connected app    {}", crm.connected_app);
+        let _ = writeln!(w, "  consumer key     {}", crm.consumer_key);
+        if let Some(p) = &crm.private_key_file {
+            let _ = writeln!(w, "  private key      {p}");
+        }
+        if let Some(u) = &crm.username {
+            let _ = writeln!(w, "  username         {u}");
+        }
+        let _ = writeln!(w, "  audience         {}", crm.login_audience);
+        let _ = writeln!(w, "  token URL        {}", crm.token_url);
+        let _ = writeln!(w, "  instance URL     {}", crm.instance_url);
+    }
+
     let _ = writeln!(w, "\nEndpoints");
     let _ = writeln!(w, "  Telephony API    {}", info.urls.telephony_api);
+    let _ = writeln!(w, "  CRM REST API     {}", info.urls.crm_api);
     if let (Some(https), Some(_)) = (&info.urls.https, &info.urls.http) {
         let _ = writeln!(w, "  over HTTPS       {https}/telephony/v1");
     }
@@ -294,6 +382,9 @@ pub fn human(info: &Info) -> String {
     );
     if let Some(cmd) = &info.token_command {
         let _ = writeln!(w, "\nGet a token:  {cmd}");
+    }
+    if let Some(crm) = &info.crm {
+        let _ = writeln!(w, "CRM login:    {}", crm.token_command);
     }
     o
 }

@@ -7,6 +7,7 @@
 mod bench;
 mod calls;
 mod config;
+mod crm_login;
 mod datadir;
 mod info;
 mod keys;
@@ -52,7 +53,8 @@ enum Command {
     Setup(SetupArgs),
     /// Show the org, call centers, numbers, queues, agents and URLs.
     Info(InfoArgs),
-    /// Print a signed bearer token (RS256 JWT) for a call center.
+    /// Print a signed bearer token (RS256 JWT) for a call center, or with --crm log in to
+    /// the CRM REST API and print an access token.
     Token(TokenArgs),
     /// Manage RSA key pairs.
     #[command(subcommand)]
@@ -95,19 +97,40 @@ struct InfoArgs {
 
 #[derive(Debug, Args)]
 struct TokenArgs {
+    /// Log in to the CRM REST API (OAuth 2.0 JWT bearer flow with the connected app's key)
+    /// and print the access token.
+    #[arg(long, conflicts_with_all = ["call_center", "ttl", "no_jti"])]
+    crm: bool,
+    /// With --crm: the username to log in as [default: the connected app's API user,
+    /// integration@demo.voxbridge.local].
+    #[arg(long, value_name = "USERNAME", requires = "crm")]
+    user: Option<String>,
+    /// With --crm: the connected app's consumer key [default: the app whose private key is
+    /// in the data dir].
+    #[arg(long, value_name = "KEY", requires = "crm")]
+    consumer_key: Option<String>,
+    /// With --crm: server root URL [default: `server.public_url`, else the HTTP address,
+    /// http://127.0.0.1:8080].
+    #[arg(long, value_name = "BASE", requires = "crm")]
+    url: Option<String>,
+    /// With --crm: print the whole token response (access_token, instance_url, ...) as JSON.
+    #[arg(long, requires = "crm")]
+    json: bool,
     /// API name of the call center (the token's `sub`).
     #[arg(long, value_name = "NAME", default_value = voxbridge_core::setup::DEMO_CALL_CENTER)]
     call_center: String,
     /// Seconds until the token expires.
     #[arg(long, value_name = "SECS", default_value_t = token::DEFAULT_TTL_SECS)]
     ttl: u64,
-    /// The `aud` claim [default: the configured audience, https://scrt.salesforce.com]
+    /// The `aud` claim [default: the configured audience, https://scrt.salesforce.com; with
+    /// --crm the first of `crm.login_audiences`, https://login.salesforce.com]
     #[arg(long, value_name = "AUD")]
     audience: Option<String>,
     /// Leave out the `jti` claim (tokens with a jti are refused when replayed).
     #[arg(long)]
     no_jti: bool,
-    /// Private key to sign with [default: <data>/keys/<NAME>.private.pem].
+    /// Private key to sign with [default: <data>/keys/<NAME>.private.pem; with --crm the
+    /// connected app's, <data>/keys/VoxbridgeIntegration.private.pem].
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
 }
@@ -229,6 +252,12 @@ fn run(cli: Cli) -> Result<()> {
                     println!("The store already has org {}; refreshed setup.json.", provisioned.setup.org.id)
                 }
             }
+            if let (None, Some(i)) = (&provisioned.created, &provisioned.integration) {
+                println!(
+                    "Added the connected app `{}` and API user {} for the CRM REST API.",
+                    i.app_name, i.username
+                );
+            }
             println!("Setup written to {}.", data.setup_json().display());
             println!(
                 "Next: `voxbridge serve{0}`, or `voxbridge info{0}` for details.",
@@ -244,6 +273,31 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", info::human(&report));
+            }
+            Ok(())
+        }
+        Command::Token(args) if args.crm => {
+            let config = load_config(&cli, None, None, None)?;
+            let data = DataDir::new(&config.data_dir);
+            let setup = data.read_setup()?;
+            let audience = match &args.audience {
+                Some(a) => a.clone(),
+                None => config.login_audiences.first().cloned().unwrap_or_default(),
+            };
+            let login = crm_login::resolve(
+                &data,
+                &setup,
+                args.consumer_key.as_deref(),
+                args.user.as_deref(),
+                args.key.as_deref(),
+                &audience,
+            )?;
+            let base = args.url.clone().unwrap_or_else(|| config.base_url());
+            let body = runtime()?.block_on(crm_login::login(&base, &login, &data))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else {
+                println!("{}", body["access_token"].as_str().unwrap_or_default());
             }
             Ok(())
         }

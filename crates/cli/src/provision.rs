@@ -1,6 +1,7 @@
 //! Bringing a store and data directory to a usable state: the demo org on first start,
-//! call centers from the configuration upserted on every start, and `setup.json`
-//! rewritten from what the store holds.
+//! the demo connected app and API user of the CRM REST API (also added to orgs made before
+//! it existed), call centers from the configuration upserted on every start, and
+//! `setup.json` rewritten from what the store holds.
 //!
 //! `setup.json` is always derived from the store rather than written once, so a crash
 //! between inserting the demo org and writing the file, a moved data directory or a shared
@@ -11,14 +12,17 @@ use std::fs;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use voxbridge_core::setup::{self, CallCenterKey, DemoSummary, DEMO_CALL_CENTER};
+use voxbridge_core::setup::{
+    self, CallCenterKey, DemoSummary, IntegrationSummary, DEMO_API_USER, DEMO_CALL_CENTER,
+    DEMO_CONNECTED_APP, DEMO_CONNECTED_APP_KEY_NAME,
+};
 use voxbridge_core::{Record, SfId};
 use voxbridge_store::{Store, WriteOp};
 
 use crate::config::{CallCenterConfig, Config, KeyFile};
 use crate::datadir::{
-    AgentInfo, CallCenterInfo, CustomFieldInfo, DataDir, OrgInfo, PhoneChannelInfo, QueueInfo, RoutingInfo,
-    SetupFile, SETUP_VERSION,
+    AgentInfo, CallCenterInfo, ConnectedAppInfo, CustomFieldInfo, DataDir, OrgInfo, PhoneChannelInfo,
+    QueueInfo, RoutingInfo, SetupFile, SETUP_VERSION,
 };
 use crate::keys;
 
@@ -27,6 +31,8 @@ pub struct Provisioned {
     pub setup: SetupFile,
     /// Set when this call created the demo org.
     pub created: Option<DemoSummary>,
+    /// Set when this call added the demo connected app or its API user.
+    pub integration: Option<IntegrationSummary>,
 }
 
 pub fn now_ms() -> i64 {
@@ -52,38 +58,86 @@ pub async fn provision(store: &dyn Store, config: &Config, data: &DataDir) -> Re
             (summary.org_id.clone(), Some(summary))
         }
     };
+    let integration = ensure_integration(store, &org, data).await?;
     for cc in &config.call_centers {
         upsert_call_center(store, &org, cc).await?;
     }
     let setup = setup_from_store(store, &org, config, data).await?;
     data.write_setup(&setup)?;
-    Ok(Provisioned { setup, created })
+    Ok(Provisioned { setup, created, integration })
 }
 
-/// Creates the demo org: reuses the demo key pair if one is already in the data dir (so
-/// tokens keep verifying after the database is reset), else generates one.
-async fn create_demo(store: &dyn Store, data: &DataDir) -> Result<DemoSummary> {
+/// The key pair `<data>/keys/<stem>.*.pem`: the existing private key when there is one
+/// (so what signs today still verifies after the database is reset), else a new one. The
+/// public half is (re)written beside it.
+fn local_key_pair(data: &DataDir, stem: &str, what: &str) -> Result<keys::KeyPair> {
     let keys_dir = data.keys_dir();
     fs::create_dir_all(&keys_dir).with_context(|| format!("cannot create {}", keys_dir.display()))?;
-    let private_path = data.resolve(&DataDir::private_key_rel(DEMO_CALL_CENTER));
-    let public_path = data.resolve(&DataDir::public_key_rel(DEMO_CALL_CENTER));
+    let private_path = data.resolve(&DataDir::private_key_rel(stem));
+    let public_path = data.resolve(&DataDir::public_key_rel(stem));
     let pair = if private_path.exists() {
-        tracing::info!(path = %private_path.display(), "reusing the demo call center's key pair");
+        tracing::info!(path = %private_path.display(), "reusing the {what}'s key pair");
         keys::load(&private_path)?
     } else {
-        tracing::info!("generating the demo call center's RSA-2048 key pair");
+        tracing::info!("generating the {what}'s RSA-2048 key pair");
         let pair = keys::generate(2048)?;
         // Keys first: if inserting fails, the next start reuses them instead of orphaning.
         keys::write_private(&private_path, &pair.private_pem, false)?;
         pair
     };
     keys::write_public(&public_path, &pair.public_pem, true)?;
+    Ok(pair)
+}
 
+/// Creates the demo org: reuses the demo key pair if one is already in the data dir (so
+/// tokens keep verifying after the database is reset), else generates one.
+async fn create_demo(store: &dyn Store, data: &DataDir) -> Result<DemoSummary> {
+    let pair = local_key_pair(data, DEMO_CALL_CENTER, "demo call center")?;
     let demo = setup::demo_setup(&mut rand::thread_rng(), now_ms(), &pair.public_pem);
     let ops = demo.records.into_iter().map(WriteOp::Insert).collect();
     store.apply(ops).await.context("cannot store the demo org")?;
     tracing::info!(org = %demo.summary.org_id, "created the demo org");
     Ok(demo.summary)
+}
+
+/// Adds the demo connected app `Voxbridge Integration` and the API user
+/// `integration@demo.voxbridge.local` to the org when either is missing, so an org made
+/// before the CRM REST API existed can log in too. Does nothing when both are there.
+async fn ensure_integration(
+    store: &dyn Store,
+    org: &SfId,
+    data: &DataDir,
+) -> Result<Option<IntegrationSummary>> {
+    let apps = store.list(org, "ConnectedApp").await.context("cannot list connected apps")?;
+    let has_app = apps.iter().any(|a| a.str("Name") == Some(DEMO_CONNECTED_APP));
+    let has_user = !store.find_by_key(org, "User", DEMO_API_USER).await?.is_empty();
+    if has_app && has_user {
+        return Ok(None);
+    }
+    // Only a new app needs the key; a missing user alone is added with the app left as is.
+    let public_pem = if has_app {
+        String::new()
+    } else {
+        local_key_pair(data, DEMO_CONNECTED_APP_KEY_NAME, "demo connected app")?.public_pem
+    };
+    let mut integration = setup::demo_integration(&mut rand::thread_rng(), org, now_ms(), &public_pem);
+    if let Some(app) = apps.iter().find(|a| a.str("Name") == Some(DEMO_CONNECTED_APP)) {
+        integration.summary.app_id = app.id.clone();
+        integration.summary.consumer_key = app.key.clone().unwrap_or_default();
+    }
+    let ops: Vec<WriteOp> = integration
+        .records
+        .into_iter()
+        .filter(|r| if r.sobject == "ConnectedApp" { !has_app } else { !has_user })
+        .map(WriteOp::Insert)
+        .collect();
+    store.apply(ops).await.context("cannot store the demo connected app and API user")?;
+    tracing::info!(
+        app = !has_app,
+        user = !has_user,
+        "added the demo connected app and API user for the CRM REST API"
+    );
+    Ok(Some(integration.summary))
 }
 
 /// Reads a call center's key file from the configuration and checks it is the kind of PEM
@@ -161,6 +215,7 @@ pub async fn setup_from_store(
     let users = list("User").await?;
     let maps = list("CallCenterRoutingMap").await?;
     let fields = list("CustomField").await?;
+    let apps = list("ConnectedApp").await?;
 
     let mut external: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for m in &maps {
@@ -229,8 +284,33 @@ pub async fn setup_from_store(
             external_ids: external_of(&r.id),
         })
         .collect();
+    let connected_apps: Vec<ConnectedAppInfo> = apps
+        .iter()
+        .map(|r| {
+            let name = text(r, "Name");
+            let stem = DataDir::app_key_stem(&name);
+            let (private_rel, public_rel) = (DataDir::private_key_rel(&stem), DataDir::public_key_rel(&stem));
+            ConnectedAppInfo {
+                id: r.id.to_string(),
+                id18: r.id.to_18(),
+                consumer_key: r.key.clone().unwrap_or_else(|| text(r, "ConsumerKey")),
+                key_kind: if r.str("Certificate").is_some() { "certificate" } else { "public_key" }
+                    .to_string(),
+                private_key_file: data.resolve(&private_rel).exists().then_some(private_rel),
+                public_key_file: data.resolve(&public_rel).exists().then_some(public_rel),
+                users: app_users(r, &users),
+                name,
+            }
+        })
+        .collect();
+    // API users are not agents unless something routes to them.
+    let api_users: Vec<&str> =
+        connected_apps.iter().flat_map(|a| a.users.iter().map(String::as_str)).collect();
     let agents = users
         .iter()
+        .filter(|r| {
+            !external_of(&r.id).is_empty() || !r.str("Username").is_some_and(|u| api_users.contains(&u))
+        })
         .map(|r| AgentInfo {
             id: r.id.to_string(),
             id18: r.id.to_18(),
@@ -264,5 +344,29 @@ pub async fn setup_from_store(
         queues,
         agents,
         custom_fields,
+        connected_apps,
     })
+}
+
+/// The usernames a connected app lets log in, as the login checks them: pre-authorized by
+/// name, then active users of a pre-authorized profile.
+fn app_users(app: &Record, users: &[Record]) -> Vec<String> {
+    let list = |field: &str| -> Vec<&str> {
+        app.fields
+            .get(field)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    };
+    let profiles = list("PreAuthorizedProfiles");
+    let mut out: Vec<String> = list("PreAuthorizedUsers").into_iter().map(str::to_string).collect();
+    for u in users {
+        let active = u.bool("IsActive").unwrap_or(true);
+        if let (true, Some(name), Some(profile)) = (active, u.str("Username"), u.str("ProfileName")) {
+            if profiles.contains(&profile) && !out.iter().any(|o| o == name) {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
 }

@@ -52,6 +52,8 @@ pub async fn run(config: &Config) -> Result<()> {
     let (store, provisioned) = prepare(config).await?;
     if provisioned.created.is_some() {
         println!("Created the demo org {} in {}", provisioned.setup.org.id, data.root().display());
+    } else if let Some(i) = &provisioned.integration {
+        println!("Added the connected app `{}` and API user {} for the CRM REST API", i.app_name, i.username);
     }
     let app = voxbridge_server::router(store.clone(), config.settings());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -113,7 +115,12 @@ pub async fn run(config: &Config) -> Result<()> {
             let _ = stop.wait_for(|s| *s).await;
             stopper.graceful_shutdown(Some(DRAIN));
         });
-        let app = app.clone().into_make_service_with_connect_info::<SocketAddr>();
+        // The server crate cannot see TLS; tell it the scheme so a CRM login answers with an
+        // https `instance_url` when no public URL is configured.
+        let app = app
+            .clone()
+            .layer(axum::middleware::map_request(mark_https))
+            .into_make_service_with_connect_info::<SocketAddr>();
         servers.spawn(async move {
             axum_server::from_tcp_rustls(listener, tls)
                 .handle(handle)
@@ -136,6 +143,7 @@ pub async fn run(config: &Config) -> Result<()> {
     if let Some(note) = tls_note {
         println!("  TLS:            {note}");
     }
+    println!("  CRM REST API:   {main_url}/services/data");
     println!("  OpenAPI:        {main_url}/openapi.json");
     println!("  Store:          {} ({})", store.backend(), config.database_url_redacted());
     for number in &setup.phone_channels {
@@ -153,6 +161,9 @@ pub async fn run(config: &Config) -> Result<()> {
             cc.api_name,
             data_flag(&config.data_dir)
         );
+    }
+    if !setup.connected_apps.is_empty() {
+        println!("  CRM login:      voxbridge token --crm{}", data_flag(&config.data_dir));
     }
     println!("  Setup details:  voxbridge info{}", data_flag(&config.data_dir));
     println!("Press Ctrl-C to stop.");
@@ -182,6 +193,13 @@ pub async fn run(config: &Config) -> Result<()> {
     store.close().await;
     println!("stopped");
     Ok(())
+}
+
+/// Marks a request that arrived over the HTTPS listener, replacing whatever the client
+/// claimed.
+async fn mark_https(mut request: axum::extract::Request) -> axum::extract::Request {
+    request.headers_mut().insert("x-forwarded-proto", axum::http::HeaderValue::from_static("https"));
+    request
 }
 
 /// ` --data DIR` when the data dir is not the default, for commands printed to copy.

@@ -38,8 +38,10 @@ fn guide_sample_client_creates_a_voice_call() {
         format!("version = 1\n\n[[call_centers]]\napi_name = \"HVCC\"\npublic_key_file = \"{public_key}\"\n"),
     )
     .unwrap();
-    let mut server =
-        Server::start(dir.path(), &["serve", "--config", "voxbridge.toml", "--data", "data", "--http", "127.0.0.1:0"]);
+    let mut server = Server::start(
+        dir.path(),
+        &["serve", "--config", "voxbridge.toml", "--data", "data", "--http", "127.0.0.1:0"],
+    );
     let base = server.wait_for("listening on ");
     let out = Command::new("node")
         .arg("sample.js")

@@ -3,8 +3,10 @@
 
 mod commands;
 mod crash;
+mod crm_login;
 mod js_client;
 mod postgres;
+mod python_client;
 mod serving;
 
 use std::path::Path;
