@@ -13,6 +13,7 @@ mod crm;
 mod error;
 mod events;
 pub mod openapi;
+pub mod simulator;
 mod telephony;
 mod wire;
 
@@ -150,6 +151,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route("/admin/v1/voiceCalls/{call_id}", get(admin::get_voice_call))
         .route("/admin/v1/voiceCalls/{call_id}/state", patch(admin::set_call_state))
         .route("/admin/v1/echo", post(admin::echo))
+        .route("/simulator/v1/calls", post(simulator::simulate_call))
         .route("/live/v1/conversations/{vendor_call_key}", get(admin::subscribe))
         .route("/services/oauth2/token", post(crm::token))
         .route("/services/data", get(crm::versions))

@@ -57,6 +57,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(settings: Settings) -> TestServer {
+        TestServer::start_with(settings, |_, router| router).await
+    }
+
+    /// Starts the server with `layer` applied to its router; the closure gets the demo
+    /// summary and the server's base URL (known before it serves).
+    pub async fn start_with(
+        settings: Settings,
+        layer: impl FnOnce(&TestServer, axum::Router) -> axum::Router,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = voxbridge_store::open(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
         let mut rng = StdRng::seed_from_u64(7);
@@ -66,15 +75,16 @@ impl TestServer {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = voxbridge_server::router(store.clone(), settings);
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        TestServer {
+        let server = TestServer {
             base: format!("http://{addr}"),
-            store,
+            store: store.clone(),
             demo: setup.summary,
             client: reqwest::Client::new(),
             _dir: dir,
-        }
+        };
+        let app = layer(&server, voxbridge_server::router(store, settings));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        server
     }
 
     /// A token for the demo call center, signed as the built-in function signs its own.

@@ -165,3 +165,55 @@ async fn a_full_queue_takes_the_capacity_branch_and_unknown_numbers_are_refused(
     );
     assert_eq!(center.queues().len(&support), 1);
 }
+
+/// `POST /simulator/v1/calls` on the server: the same simulation over HTTP, with a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_endpoint_runs_a_call() {
+    let flows_holder = std::sync::Mutex::new(None);
+    let server = TestServer::start_with(Settings::default(), |server, router| {
+        let flows = flows_dir(&server.demo, "");
+        let center = center(server, flows.path(), Arc::new(ManualClock::new(NOW_MS)));
+        *flows_holder.lock().unwrap() = Some(flows);
+        router.layer(axum::Extension(voxbridge_server::simulator::Simulator {
+            center: Arc::new(center),
+            org_id: Some(server.demo.org_id.to_string()),
+        }))
+    })
+    .await;
+    let url = format!("{}/simulator/v1/calls", server.base);
+    let body = json!({"to": "+1 555 010 0100", "from": CALLER, "input": "1,1234#", "contactId": CONTACT_ID});
+
+    let resp = server.client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "a token is required");
+
+    let resp = server.client.post(&url).bearer_auth(server.token()).json(&body).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let log: Value = resp.json().await.unwrap();
+    assert_eq!(log["disposition"], "QUEUED");
+    assert_eq!(log["contactId"], CONTACT_ID);
+    assert!(log["voiceCallId"].as_str().unwrap().starts_with("0LQ"));
+    assert_eq!(log["ctr"]["ContactId"], CONTACT_ID);
+
+    let bad = json!({"to": "+15550109999", "from": CALLER});
+    let resp = server.client.post(&url).bearer_auth(server.token()).json(&bad).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let bad = json!({"to": "+15550100100", "from": CALLER, "input": "1x"});
+    let resp = server.client.post(&url).bearer_auth(server.token()).json(&bad).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.text().await.unwrap().contains("not a phone key"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_endpoint_is_off_without_flows() {
+    let server = TestServer::start(Settings::default()).await;
+    let resp = server
+        .client
+        .post(format!("{}/simulator/v1/calls", server.base))
+        .bearer_auth(server.token())
+        .json(&json!({"to": "+15550100100", "from": CALLER}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert!(resp.text().await.unwrap().contains("--flows"));
+}
