@@ -174,6 +174,8 @@ pub struct Config {
     pub limits: Limits,
     pub log_filter: String,
     pub call_centers: Vec<CallCenterConfig>,
+    /// Contact flows for the call simulator (`serve --flows DIR`); `None` turns it off.
+    pub flows_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -709,6 +711,7 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         limits,
         log_filter,
         call_centers,
+        flows_dir: None,
     })
 }
 

@@ -6,6 +6,7 @@
 
 mod bench;
 mod calls;
+mod callsim;
 mod config;
 mod crm_login;
 mod datadir;
@@ -65,6 +66,12 @@ enum Command {
     /// Measure a server's throughput and latency against the performance targets.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Simulate calls through the contact flows of a running server.
+    #[command(subcommand)]
+    Call(callsim::CallCommand),
+    /// Check contact flows (Amazon Connect exports).
+    #[command(subcommand)]
+    Flows(callsim::FlowsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +86,10 @@ struct ServeArgs {
     /// VOXBRIDGE_DATABASE_URL(_FILE); default sqlite://<data>/voxbridge.db.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Contact flows for the call simulator: a directory of flow exports (*.json) and
+    /// flows.toml (numbers, subflow ids, queues, external functions); see docs/flows.md.
+    #[arg(long, value_name = "DIR", env = "VOXBRIDGE_FLOWS")]
+    flows: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -232,7 +243,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Serve(args) => {
-            let config = load_config(&cli, args.http.clone(), args.https.clone(), args.database_url.clone())?;
+            let mut config =
+                load_config(&cli, args.http.clone(), args.https.clone(), args.database_url.clone())?;
+            config.flows_dir = args.flows.clone();
             init_logging(&config.log_filter);
             tracing::debug!(?config, "configuration");
             runtime()?.block_on(serve::run(&config))
@@ -344,6 +357,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Telephony(args)) => {
             init_logging("warn");
             runtime()?.block_on(bench::telephony(args))
+        }
+        Command::Call(command) => {
+            let config = load_config(&cli, None, None, None)?;
+            init_logging("warn");
+            callsim::call(command, &config)
+        }
+        Command::Flows(command) => {
+            if !callsim::flows(command)? {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Calls(command) => {
             let (action, args) = match command {

@@ -55,7 +55,7 @@ pub async fn run(config: &Config) -> Result<()> {
     } else if let Some(i) = &provisioned.integration {
         println!("Added the connected app `{}` and API user {} for the CRM REST API", i.app_name, i.username);
     }
-    let app = voxbridge_server::router(store.clone(), config.settings());
+    let mut app = voxbridge_server::router(store.clone(), config.settings());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = JoinSet::new();
 
@@ -69,6 +69,13 @@ pub async fn run(config: &Config) -> Result<()> {
         let local = listener.local_addr()?;
         println!("listening on http://{local}");
         http_url = Some(format!("http://{}", reachable(local)));
+        app = crate::callsim::attach(
+            app,
+            config,
+            &data,
+            &provisioned.setup,
+            &format!("http://{}", reachable(local)),
+        )?;
         let app = app.clone().into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = stop_rx.clone();
         servers.spawn(async move {

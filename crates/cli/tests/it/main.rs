@@ -1,6 +1,7 @@
 //! End-to-end tests of the `voxbridge` binary: each test runs the built binary in its own
 //! temporary directory, with no `VOXBRIDGE_*` variables inherited from the caller.
 
+mod call_simulate;
 mod commands;
 mod crash;
 mod crm_login;
