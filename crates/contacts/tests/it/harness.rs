@@ -42,8 +42,10 @@ pub fn key() -> &'static KeyPair {
     })
 }
 
+/// The Salesforce sample flows (verbatim copies of the shared fixtures, kept in the repository
+/// with their license note so the tests run on a fresh checkout).
 pub fn fixture_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/flows"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../flows/tests/data/flows"))
 }
 
 pub struct TestServer {
