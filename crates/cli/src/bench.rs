@@ -221,6 +221,14 @@ struct MemoryReport {
     first_errors: Vec<String>,
 }
 
+impl MemoryReport {
+    /// Creates per second while filling up, when enough were made to tell.
+    fn fill_rate(&self) -> Option<f64> {
+        (self.created_for_memory >= 1000 && self.create_seconds > 0.0)
+            .then(|| self.created_for_memory as f64 / self.create_seconds)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 enum Status {
@@ -1029,11 +1037,22 @@ fn verdicts(scenarios: &[ScenarioReport], delivery: &DeliveryReport, memory: &Me
         status: met(ratio >= TARGET_SINGLE_VS_BASELINE),
     });
 
+    // Creating calls must stay fast as the org fills up, so the fill of the memory scenario
+    // (thousands of creates into a bigger table) counts too.
     let b = rps("b");
+    let fill = memory.fill_rate();
     out.push(Verdict {
         target: format!("create voice call >= {} /s", thousands(TARGET_CREATES_PER_SEC)),
-        measured: format!("{} /s", thousands(b)),
-        status: met(b >= TARGET_CREATES_PER_SEC),
+        measured: match fill {
+            Some(f) => format!(
+                "{} /s from empty; {} /s filling up to {} open",
+                thousands(b),
+                thousands(f),
+                thousands(memory.open_conversations as f64)
+            ),
+            None => format!("{} /s", thousands(b)),
+        },
+        status: met(b >= TARGET_CREATES_PER_SEC && fill.is_none_or(|f| f >= TARGET_CREATES_PER_SEC)),
     });
 
     out.push(Verdict {
@@ -1148,13 +1167,14 @@ fn render(r: &BackendReport, args: &TelephonyArgs, machine: &Machine) -> String 
     let mb = |v: Option<f64>| v.map(|v| format!("{v:.1} MB")).unwrap_or_else(|| "unknown".into());
     let _ = writeln!(
         o,
-        "f  memory: {} open conversations, RSS {} (at start {}, peak {}); {} created in {:.1} s, {} errors",
+        "f  memory: {} open conversations, RSS {} (at start {}, peak {}); {} created in {:.1} s{}, {} errors",
         thousands(m.open_conversations as f64),
         mb(m.rss_mb),
         mb(m.rss_at_start_mb),
         mb(m.peak_rss_mb),
         thousands(m.created_for_memory as f64),
         m.create_seconds,
+        m.fill_rate().map(|f| format!(" ({} /s)", thousands(f))).unwrap_or_default(),
         m.create_errors
     );
     let errors: Vec<String> = r
