@@ -1,0 +1,1 @@
+//! EventBridge-compatible event patterns and schedule expressions, sans-IO.
