@@ -81,17 +81,6 @@ pub(crate) enum Stage {
     Detached,
 }
 
-impl Stage {
-    pub(crate) fn agent(&self) -> Option<&AgentId> {
-        match self {
-            Stage::Offered { agent, .. } | Stage::Assigned { agent, .. } | Stage::WrapUp { agent, .. } => {
-                Some(agent)
-            }
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct CallbackState {
     pub attempt: u32,
@@ -419,8 +408,11 @@ impl Router {
         self.queues.insert(id.clone(), spec);
         self.ensure_pool(&Pool::Queue(id.clone()));
         self.dirty_metrics.insert(id.clone());
-        // An overflow destination may have appeared or gone.
-        for wid in self.waiting_in(&Pool::Queue(id)) {
+        // An overflow destination may have appeared or gone for any waiting work (a rare admin
+        // action, so O(work) is fine).
+        let waiting: Vec<WorkId> =
+            self.works.iter().filter(|(_, w)| w.stage == Stage::Waiting).map(|(id, _)| id.clone()).collect();
+        for wid in waiting {
             self.recompute_overflow(&wid);
         }
     }
@@ -694,8 +686,8 @@ impl Router {
             return;
         }
         self.detach(wid, RescindReason::Rerouted, CloseReason::Rerouted);
-        if let Some(agent) = stage.agent() {
-            // The agent who had it (a transfer away) should not get it straight back.
+        if let Stage::Assigned { agent, .. } | Stage::WrapUp { agent, .. } = &stage {
+            // The agent who transferred it away should not get it straight back.
             self.cool_down(wid, agent);
         }
         if let Some(w) = self.works.get_mut(wid) {
