@@ -72,7 +72,7 @@ fn input() -> impl Strategy<Value = Input> {
         1 => agent().prop_map(|agent| Input::AgentLogout { agent }),
         3 => (agent(), presence()).prop_map(|(agent, presence)| Input::SetPresence { agent, presence }),
         6 => work_spec().prop_map(Input::RouteWork),
-        5 => (agent(), work()).prop_map(|(agent, work)| Input::OfferAccepted { agent, work }),
+        1 => (agent(), work()).prop_map(|(agent, work)| Input::OfferAccepted { agent, work }),
         2 => (agent(), work()).prop_map(|(agent, work)| Input::OfferDeclined { agent, work }),
         1 => work().prop_map(|work| Input::ConnectFailed { work }),
         3 => work().prop_map(|work| Input::WorkEnded { work }),
@@ -111,21 +111,95 @@ fn config() -> Config {
     c
 }
 
+/// A step is either a raw input (often about ids in the wrong state, which must be ignored
+/// safely) or an action on work in a given state, resolved against the router when it runs so
+/// that offers do get accepted, calls do end and callbacks do get outcomes.
+#[derive(Debug, Clone)]
+enum Step {
+    Raw(Input),
+    Accept(usize),
+    Decline(usize),
+    End(usize),
+    Wrap(usize),
+    Outcome(usize, CallbackOutcome),
+    Transfer(usize, Target),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let i = 0..8usize;
+    prop_oneof![
+        10 => input().prop_map(Step::Raw),
+        6 => i.clone().prop_map(Step::Accept),
+        2 => i.clone().prop_map(Step::Decline),
+        4 => i.clone().prop_map(Step::End),
+        3 => i.clone().prop_map(Step::Wrap),
+        2 => (i.clone(), prop::sample::select(vec![
+            CallbackOutcome::Answered, CallbackOutcome::NoAnswer, CallbackOutcome::Voicemail
+        ])).prop_map(|(i, o)| Step::Outcome(i, o)),
+        1 => (i, target()).prop_map(|(i, t)| Step::Transfer(i, t)),
+    ]
+}
+
+fn resolve(router: &Router, step: &Step) -> Input {
+    let pick = |i: usize, offered: bool, wrap: bool| {
+        let matching: Vec<(WorkId, AgentId)> = router
+            .work_ids()
+            .filter_map(|id| match router.work(id)? {
+                WorkState::Offered { agent, .. } if offered => Some((id.clone(), agent)),
+                WorkState::Assigned { agent } if !offered && !wrap => Some((id.clone(), agent)),
+                WorkState::WrapUp { agent, .. } if wrap => Some((id.clone(), agent)),
+                _ => None,
+            })
+            .collect();
+        (!matching.is_empty()).then(|| matching[i % matching.len()].clone())
+    };
+    let found = match step {
+        Step::Raw(input) => return input.clone(),
+        Step::Accept(i) => pick(*i, true, false).map(|(work, agent)| Input::OfferAccepted { agent, work }),
+        Step::Decline(i) => pick(*i, true, false).map(|(work, agent)| Input::OfferDeclined { agent, work }),
+        Step::End(i) => pick(*i, false, false).map(|(work, _)| Input::WorkEnded { work }),
+        Step::Wrap(i) => pick(*i, false, true).map(|(work, _)| Input::WrapUpEnded { work }),
+        Step::Outcome(i, outcome) => {
+            pick(*i, false, false).map(|(work, _)| Input::CallbackOutcome { work, outcome: *outcome })
+        }
+        Step::Transfer(i, t) => {
+            pick(*i, false, false).map(|(work, _)| Input::Reroute { work, target: Some(t.clone()) })
+        }
+    };
+    found.unwrap_or(Input::Tick)
+}
+
 /// Time steps: mostly small, sometimes large jumps (and sometimes backwards, which the router
 /// must treat as "no time passed").
-fn steps() -> impl Strategy<Value = Vec<(i64, Input)>> {
+fn steps() -> impl Strategy<Value = Vec<(i64, Step)>> {
     prop::collection::vec(
-        (prop_oneof![4 => 0..15_000i64, 1 => 0..200_000i64, 1 => -5_000..0i64], input()),
-        1..120,
+        (prop_oneof![4 => 0..15_000i64, 1 => 0..200_000i64, 1 => -5_000..0i64], step()),
+        1..150,
     )
 }
 
-fn run(steps: &[(i64, Input)]) -> Result<Vec<Vec<Output>>, TestCaseError> {
+fn run(steps: &[(i64, Step)]) -> Result<Vec<Vec<Output>>, TestCaseError> {
     let mut router = Router::new(config());
     let mut now: i64 = 1_000_000;
     let mut log = Vec::new();
-    for (i, (dt, input)) in steps.iter().enumerate() {
+    // A staffed world to start from (random steps redefine and log in/out freely): q0
+    // overflows to q1 and q2 back to q0; agents serve overlapping queues with various skills.
+    for (q, overflow) in [("q0", Some("q1")), ("q1", None), ("q2", Some("q0"))] {
+        let spec = QueueSpec { overflow: overflow.map(QueueId::from), ..QueueSpec::new(q) };
+        log.push(router.handle(now as u64, Input::DefineQueue(spec)));
+    }
+    for (i, queues) in [["q0", "q1"], ["q1", "q2"], ["q0", "q2"], ["q2", "q2"]].iter().enumerate() {
+        let agent = AgentSpec {
+            capacity: 1 + (i as u32 % 2),
+            skills: vec![Skill::new("en", i as u32), Skill::new("fr", 3 - i as u32)],
+            queues: queues.iter().map(|q| QueueId::from(*q)).collect(),
+            ..AgentSpec::new(format!("a{i}"))
+        };
+        log.push(router.handle(now as u64, Input::AgentLogin { agent, presence: Presence::Available }));
+    }
+    for (i, (dt, step)) in steps.iter().enumerate() {
         now += dt;
+        let input = resolve(&router, step);
         let out = router.handle(now as u64, input.clone());
         if let Err(e) = router.check_invariants() {
             return Err(TestCaseError::fail(format!("after step {i} ({input:?}): {e}")));
