@@ -117,6 +117,7 @@ pub async fn set_call_state(
     app.store
         .apply(vec![WriteOp::Update { org: caller.org.clone(), id: conv.id.clone(), patch, now_ms: now }])
         .await?;
+    app.forget_conversation(&caller.org, conv.key.as_deref());
     let on_hold = req.on_hold.unwrap_or(conv.bool("OnHold").unwrap_or(false));
     let recording_paused = req.recording_paused.unwrap_or(conv.bool("RecordingPaused").unwrap_or(false));
     let data = json!({"voiceCallId": call.id.to_string()});

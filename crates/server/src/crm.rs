@@ -901,6 +901,7 @@ pub async fn update_record(
         }
     }
     let key_changes = o.key_field.as_ref().is_some_and(|k| patch.contains_key(k));
+    let conversation_key = (o.name == "Conversation").then(|| existing.key.clone()).flatten();
     if key_changes {
         // The lookup key is a column: rewrite the record so it stays findable by key.
         let mut r = existing;
@@ -916,6 +917,8 @@ pub async fn update_record(
     } else {
         app.store.update(&s.org, &id, patch, app.now_ms()).await?;
     }
+    // The telephony API caches conversation state; a change made here must reach it.
+    app.forget_conversation(&s.org, conversation_key.as_deref());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -930,12 +933,14 @@ pub async fn delete_record(
     let schema = schema(&app, &s.org).await?;
     let o = object(&schema, &ty)?;
     let id = parse_id(&id, o)?;
-    app.store
+    let existing = app
+        .store
         .get(&s.org, &id)
         .await?
         .filter(|r| r.sobject.eq_ignore_ascii_case(&o.name))
         .ok_or_else(not_found)?;
     app.store.apply(vec![WriteOp::Delete { org: s.org.clone(), id }]).await?;
+    app.forget_conversation(&s.org, existing.key.as_deref().filter(|_| o.name == "Conversation"));
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

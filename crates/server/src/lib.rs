@@ -9,6 +9,7 @@
 mod admin;
 mod auth;
 mod body;
+mod cache;
 mod crm;
 mod error;
 mod events;
@@ -98,6 +99,10 @@ pub(crate) struct App {
     counters: Mutex<HashMap<SfId, OrgCounters>>,
     /// Serialises Case auto-numbering.
     case_numbers: tokio::sync::Mutex<()>,
+    /// Conversations by (org, vendorCallKey of their first call), for the transcript path.
+    conversations: cache::TtlCache<(SfId, String), Arc<voxbridge_core::Record>>,
+    /// VoiceCall field definitions per org, for creates and updates.
+    field_defs: cache::TtlCache<SfId, Arc<Vec<voxbridge_core::voicecall::FieldDef>>>,
     /// Query result pages not yet fetched.
     cursors: Mutex<HashMap<String, crm::Cursor>>,
 }
@@ -121,6 +126,10 @@ impl App {
     }
 }
 
+/// How long another process's change to a conversation or the field definitions may take
+/// to be seen here; this process sees its own changes at once.
+const CACHE_TTL_MS: i64 = 2_000;
+
 /// Builds the application router over a store.
 pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
     let app = Arc::new(App {
@@ -130,6 +139,8 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         hub: Hub::default(),
         counters: Default::default(),
         case_numbers: Default::default(),
+        conversations: cache::TtlCache::new(CACHE_TTL_MS, 200_000),
+        field_defs: cache::TtlCache::new(CACHE_TTL_MS, 10_000),
         cursors: Default::default(),
     });
     let t = "/telephony/v1/voiceCalls";

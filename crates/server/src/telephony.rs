@@ -76,15 +76,29 @@ impl App {
     }
 
     /// The conversation whose first call has this vendorCallKey.
-    pub(crate) async fn conversation_by_key(&self, caller: &Caller, key: &str) -> Result<Record> {
+    pub(crate) async fn conversation_by_key(&self, caller: &Caller, key: &str) -> Result<Arc<Record>> {
         body::check_key("vendorCallKey", key)?;
-        let conv = self
-            .store
-            .find_by_key(&caller.org, "Conversation", key)
-            .await?
-            .into_iter()
-            .find(|c| c.str("CallCenterId") == Some(caller.call_center_id().as_str()));
-        if let Some(c) = conv {
+        let now = self.now_ms();
+        let cache_key = (caller.org.clone(), key.to_string());
+        let conv = match self.conversations.get(&cache_key, now) {
+            Some(c) => Some(c),
+            None => {
+                let generation = self.conversations.generation();
+                let mut found = self.store.find_by_key(&caller.org, "Conversation", key).await?;
+                // Several call centers may use the same key; cache only an unambiguous one.
+                if found.len() == 1 {
+                    let c = Arc::new(found.remove(0));
+                    self.conversations.put(cache_key, c.clone(), now, generation);
+                    Some(c)
+                } else {
+                    found
+                        .into_iter()
+                        .find(|c| c.str("CallCenterId") == Some(caller.call_center_id().as_str()))
+                        .map(Arc::new)
+                }
+            }
+        };
+        if let Some(c) = conv.filter(|c| c.str("CallCenterId") == Some(caller.call_center_id().as_str())) {
             return Ok(c);
         }
         if SfId::parse_with(key, KeyPrefix::VoiceCall).is_ok() {
@@ -111,13 +125,27 @@ impl App {
         Err(ApiError::not_found(format!("Conversation does not exist for vendorCallKey `{key}`")).into())
     }
 
-    async fn field_defs(&self, org: &SfId) -> Result<Vec<FieldDef>> {
+    /// Drops a conversation's cached state after this process changed it.
+    pub(crate) fn forget_conversation(&self, org: &SfId, key: Option<&str>) {
+        if let Some(k) = key {
+            self.conversations.remove(&(org.clone(), k.to_string()));
+        }
+    }
+
+    async fn field_defs(&self, org: &SfId) -> Result<Arc<Vec<FieldDef>>> {
+        let now = self.now_ms();
+        if let Some(defs) = self.field_defs.get(org, now) {
+            return Ok(defs);
+        }
+        let generation = self.field_defs.generation();
         let mut defs = voicecall::standard_attribute_fields();
         for r in self.store.list(org, "CustomField").await? {
             if r.str("Object").is_some_and(|o| o.eq_ignore_ascii_case("VoiceCall")) {
                 defs.extend(FieldDef::from_record(&r));
             }
         }
+        let defs = Arc::new(defs);
+        self.field_defs.put(org.clone(), defs.clone(), now, generation);
         Ok(defs)
     }
 
@@ -425,6 +453,10 @@ pub async fn create_voice_call(State(app): AppState, headers: HeaderMap, bytes: 
         app.with_counters(&caller.org, |c| c.calls.give_back(now, 1));
         return Err(e.into());
     }
+    if parent.is_some() {
+        // The transfer reopened the conversation.
+        app.forget_conversation(&caller.org, Some(&conversation_key));
+    }
     app.set_active(&caller.org, &call_id, true);
     if !errors.is_empty() {
         tracing::info!(voice_call = %call_id, errors = ?errors, "voice call created with field errors");
@@ -605,6 +637,7 @@ pub async fn update_voice_call(
         }
     }
     app.store.apply(ops).await?;
+    app.forget_conversation(&caller.org, conversation.as_ref().and_then(|c| c.key.as_deref()));
     app.ensure_active_loaded(&caller.org).await?;
     app.set_active(&caller.org, &call.id, update.is_active);
     if !errors.is_empty() {

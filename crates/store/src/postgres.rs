@@ -17,7 +17,7 @@ use crate::writer::{Backend, Claim, DbResult, WriterHandle};
 use crate::{db_error, Store, StoreError, WriteOp, WriteOutcome};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor};
+use sqlx::{Connection, Executor, Row};
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -65,6 +65,9 @@ impl PgStore {
 
         let reads = PgPoolOptions::new()
             .max_connections(READERS)
+            // A broken connection fails its query and is replaced; pinging before every
+            // read cost a round trip per request.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 let set_path = set_path.clone();
                 Box::pin(async move {
@@ -154,14 +157,19 @@ impl Store for PgStore {
     }
 
     async fn find_by_key(&self, org: &SfId, sobject: &str, key: &str) -> Result<Vec<Record>, StoreError> {
-        let rows = sqlx::query(sql::SELECT_BY_KEY)
+        let rows = sqlx::query(sql::SELECT_BY_KEY_UNORDERED)
             .bind(org.as_str())
             .bind(sobject)
             .bind(key)
             .fetch_all(&self.reads)
             .await
             .map_err(|e| db_error("finding records by key", &e))?;
-        rows.iter().map(sql::record_from_row).collect()
+        let mut keyed = rows
+            .iter()
+            .map(|row| Ok((sql::record_from_row(row)?, row.try_get::<i64, _>(7).unwrap_or(0))))
+            .collect::<Result<Vec<(Record, i64)>, StoreError>>()?;
+        keyed.sort_by_key(|(r, seq)| (r.created_ms, *seq));
+        Ok(keyed.into_iter().map(|(r, _)| r).collect())
     }
 
     async fn list(&self, org: &SfId, sobject: &str) -> Result<Vec<Record>, StoreError> {

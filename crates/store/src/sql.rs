@@ -59,6 +59,13 @@ macro_rules! record_columns {
 pub(crate) const SELECT_RECORD: &str = concat!(record_columns!(), " WHERE id = $1 AND org = $2");
 pub(crate) const SELECT_BY_KEY: &str =
     concat!(record_columns!(), " WHERE org = $1 AND sobject = $2 AND key = $3 ORDER BY created_ms, seq");
+/// The key lookup without `ORDER BY`: with an ORDER BY, PostgreSQL's planner may walk the
+/// `(org, sobject, created_ms)` index and filter on the key when its statistics are stale,
+/// reading the whole object for every lookup. Without it the key index is the only
+/// sensible plan; the few rows are sorted in Rust by `(created_ms, seq)` (column 7).
+pub(crate) const SELECT_BY_KEY_UNORDERED: &str =
+    "SELECT id, org, sobject, key, fields, created_ms, modified_ms, seq \
+     FROM records WHERE org = $1 AND sobject = $2 AND key = $3";
 pub(crate) const SELECT_LIST: &str =
     concat!(record_columns!(), " WHERE org = $1 AND sobject = $2 ORDER BY created_ms, seq");
 pub(crate) const SELECT_ORGS: &str =

@@ -70,6 +70,8 @@ impl SqliteStore {
         // Opened after the writer so the file (and its WAL) exist.
         let reads = SqlitePoolOptions::new()
             .max_connections(READERS)
+            // Local file connections do not go stale; the ping cost a thread hand-off per read.
+            .test_before_acquire(false)
             .connect_with(base.read_only(true).thread_name(|id| format!("vb-sqlite-read-{id}")))
             .await
             .map_err(|e| db_error(&format!("cannot open {} for reading", path.display()), &e))?;
