@@ -6,7 +6,6 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). If it is unreachable the PostgreSQL tests fail;
 //! set `VOXBRIDGE_SKIP_POSTGRES=1` to skip them deliberately.
 
-mod bench;
 mod conformance;
 mod harness;
 mod postgres_only;

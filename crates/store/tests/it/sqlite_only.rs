@@ -79,7 +79,6 @@ const CRASH_WRITES: usize = 300;
 /// Child half of `survives_process_abort`: writes, prints each acknowledged id, then aborts
 /// the process mid-stream without closing anything. Does nothing unless the parent runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "helper process of survives_process_abort"]
 async fn crash_child() {
     let Ok(path) = std::env::var(CRASH_DB) else { return };
     let store = std::sync::Arc::new(SqliteStore::open(&path).await.unwrap());
@@ -110,7 +109,7 @@ async fn survives_process_abort() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "sqlite_only::crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "sqlite_only::crash_child", "--nocapture", "--test-threads=1"])
         .env(CRASH_DB, &path)
         .output()
         .expect("run the child process");
