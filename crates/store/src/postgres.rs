@@ -378,6 +378,10 @@ impl Backend for PgWriter {
         self.conn.ping().await
     }
 
+    async fn refresh_statistics(&mut self) -> DbResult<()> {
+        self.conn.execute("ANALYZE records, transcript_entries").await.map(|_| ())
+    }
+
     async fn reconnect(&mut self) -> DbResult<()> {
         self.conn = PgConnection::connect_with(&self.options).await?;
         self.enter_schema().await

@@ -61,6 +61,12 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            // Savepoints (one per multi-op request in a group commit) spill their statement
+            // journals to temp files by default; in memory they cost no file writes.
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-32000")
+            // Fewer, larger checkpoints: each one stalls the writer while it copies pages.
+            .pragma("wal_autocheckpoint", "8000")
             .thread_name(|_| "vb-sqlite-writer".to_string());
         let mut conn = SqliteConnection::connect_with(&writer_options)
             .await
@@ -348,6 +354,10 @@ impl Backend for SqliteWriter {
 
     async fn ping(&mut self) -> DbResult<()> {
         self.conn.ping().await
+    }
+
+    async fn refresh_statistics(&mut self) -> DbResult<()> {
+        self.conn.execute("PRAGMA optimize").await.map(|_| ())
     }
 
     async fn reconnect(&mut self) -> DbResult<()> {

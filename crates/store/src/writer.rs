@@ -95,6 +95,9 @@ pub(crate) trait Backend: Send + 'static {
     fn purge_claims(&mut self, now_ms: i64) -> impl Future<Output = DbResult<u64>> + Send;
 
     fn ping(&mut self) -> impl Future<Output = DbResult<()>> + Send;
+    /// Refreshes the query planner's statistics (outside any transaction). PostgreSQL
+    /// plans badly from stale statistics, and autovacuum may be off or late.
+    fn refresh_statistics(&mut self) -> impl Future<Output = DbResult<()>> + Send;
     /// Replaces a broken writer connection.
     fn reconnect(&mut self) -> impl Future<Output = DbResult<()>> + Send;
     fn close(self) -> impl Future<Output = ()> + Send;
@@ -208,10 +211,18 @@ fn mismatch() -> StoreError {
 
 struct State {
     last_purge_ms: Option<i64>,
+    /// Jobs committed since the planner statistics were last refreshed, and the size of
+    /// the next refresh interval (it doubles, so a growing table is re-analysed at 1k, 2k,
+    /// 4k… writes and then every `MAX_ANALYZE_EVERY`).
+    since_analyze: usize,
+    analyze_every: usize,
 }
 
+const FIRST_ANALYZE_AFTER: usize = 1_000;
+const MAX_ANALYZE_EVERY: usize = 100_000;
+
 async fn run<B: Backend>(mut backend: B, mut rx: mpsc::Receiver<Message>, done: watch::Sender<bool>) {
-    let mut state = State { last_purge_ms: None };
+    let mut state = State { last_purge_ms: None, since_analyze: 0, analyze_every: FIRST_ANALYZE_AFTER };
     let mut messages = Vec::with_capacity(MAX_BATCH);
     // `recv_many` waits for the first message, then takes whatever else is queued. After
     // `close` it still returns what was queued before, then 0.
@@ -224,7 +235,15 @@ async fn run<B: Backend>(mut backend: B, mut rx: mpsc::Receiver<Message>, done: 
             }
         }
         if !jobs.is_empty() {
+            state.since_analyze += jobs.len();
             process(&mut backend, jobs, &mut state).await;
+            if state.since_analyze >= state.analyze_every {
+                state.since_analyze = 0;
+                state.analyze_every = (state.analyze_every * 2).min(MAX_ANALYZE_EVERY);
+                if let Err(e) = backend.refresh_statistics().await {
+                    tracing::warn!(error = %e, "refreshing planner statistics failed");
+                }
+            }
         }
     }
     backend.close().await;
@@ -297,6 +316,11 @@ async fn run_batch<B: Backend>(
     requests: &[&Request],
     state: &mut State,
 ) -> Result<Vec<Result<Answer, StoreError>>, Failure> {
+    // A batch of transcript appends only is a single INSERT statement, atomic and durable
+    // on its own in autocommit: BEGIN and COMMIT would only add two round trips.
+    if requests.iter().all(|r| matches!(r, Request::Append(_))) {
+        return run_requests(b, requests, state).await.map_err(Failure::Statement);
+    }
     b.begin().await.map_err(Failure::Statement)?;
     let answers = match run_requests(b, requests, state).await {
         Ok(answers) => answers,
