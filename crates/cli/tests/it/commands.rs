@@ -24,6 +24,12 @@ fn help_works_for_every_command() {
         &["calls", "resume"],
         &["calls", "pause-recording"],
         &["calls", "resume-recording"],
+        &["bench"],
+        &["bench", "telephony"],
+        &["call"],
+        &["call", "simulate"],
+        &["flows"],
+        &["flows", "validate"],
     ];
     for command in commands {
         let mut args = command.to_vec();
