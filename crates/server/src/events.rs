@@ -49,6 +49,12 @@ impl Hub {
         }
     }
 
+    /// Whether anyone listens to a conversation, so callers can skip building events.
+    pub fn is_watched(&self, org: &str, conversation_key: &str) -> bool {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.contains_key(&topic(org, conversation_key))
+    }
+
     pub fn subscribe(&self, org: &str, conversation_key: &str) -> broadcast::Receiver<LiveEvent> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let t = topic(org, conversation_key);

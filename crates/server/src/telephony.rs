@@ -811,10 +811,11 @@ pub async fn create_message(
         ))
         .into());
     }
-    let event = transcript_event(&checked.entry);
+    let key = conv.key.as_deref().unwrap_or("");
+    let event = app.hub.is_watched(caller.org.as_str(), key).then(|| transcript_event(&checked.entry));
     let stored = app.store.append_entries(vec![checked.entry]).await?;
-    if stored.first() == Some(&true) {
-        app.publish(&caller, conv.key.as_deref(), "transcript", event);
+    if let (Some(event), Some(true)) = (event, stored.first()) {
+        app.publish(&caller, Some(key), "transcript", event);
     }
     Ok(Json(ResultResponse { result: "Accepted".into(), error_response: None }).into_response())
 }
