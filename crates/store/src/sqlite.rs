@@ -23,6 +23,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Executor};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 use voxbridge_core::{Record, SfId, TranscriptEntry};
 
@@ -41,6 +42,34 @@ pub struct SqliteStore {
     path: PathBuf,
     reads: SqlitePool,
     writer: WriterHandle,
+    stop_checkpoints: tokio::sync::watch::Sender<bool>,
+    checkpointer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// How often the checkpointer copies committed WAL pages into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// The named background worker "vb-sqlite-checkpointer": passive checkpoints on its own
+/// connection, so the writer's commits never wait for one. A passive checkpoint copies what
+/// no reader still needs and never blocks the writer; the WAL is reused from its start once
+/// a checkpoint has caught up. A final truncating checkpoint runs at close.
+async fn checkpointer(mut conn: SqliteConnection, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                    tracing::warn!(error = %e, "SQLite checkpoint failed");
+                }
+            }
+            _ = stopped.changed() => break,
+        }
+    }
+    if let Err(e) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await {
+        tracing::debug!(error = %e, "final SQLite checkpoint did not complete");
+    }
+    let _ = conn.close().await;
 }
 
 impl SqliteStore {
@@ -65,8 +94,9 @@ impl SqliteStore {
             // journals to temp files by default; in memory they cost no file writes.
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-32000")
-            // Fewer, larger checkpoints: each one stalls the writer while it copies pages.
-            .pragma("wal_autocheckpoint", "8000")
+            // The writer never checkpoints: copying WAL pages into the database would stall
+            // every commit behind it. The checkpointer task does it beside the writer.
+            .pragma("wal_autocheckpoint", "0")
             .thread_name(|_| "vb-sqlite-writer".to_string());
         let mut conn = SqliteConnection::connect_with(&writer_options)
             .await
@@ -78,13 +108,27 @@ impl SqliteStore {
             .max_connections(READERS)
             // Local file connections do not go stale; the ping cost a thread hand-off per read.
             .test_before_acquire(false)
-            .connect_with(base.read_only(true).thread_name(|id| format!("vb-sqlite-read-{id}")))
+            .connect_with(base.clone().read_only(true).thread_name(|id| format!("vb-sqlite-read-{id}")))
             .await
             .map_err(|e| db_error(&format!("cannot open {} for reading", path.display()), &e))?;
 
+        let checkpoints = SqliteConnection::connect_with(
+            &base.clone().thread_name(|_| "vb-sqlite-checkpointer".to_string()),
+        )
+        .await
+        .map_err(|e| db_error(&format!("cannot open {} for checkpoints", path.display()), &e))?;
+        let (stop_checkpoints, stopped) = tokio::sync::watch::channel(false);
+        let checkpointer = tokio::spawn(checkpointer(checkpoints, stopped));
+
         let writer = WriterHandle::spawn(SqliteWriter { conn, options: writer_options });
         tracing::info!(path = %path.display(), "SQLite store open");
-        Ok(SqliteStore { path, reads, writer })
+        Ok(SqliteStore {
+            path,
+            reads,
+            writer,
+            stop_checkpoints,
+            checkpointer: Mutex::new(Some(checkpointer)),
+        })
     }
 
     /// The database file.
@@ -200,6 +244,11 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.writer.close().await;
         self.reads.close().await;
+        let _ = self.stop_checkpoints.send(true);
+        let task = self.checkpointer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 }
 
