@@ -1331,25 +1331,7 @@ pub async fn realtime_events(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response> {
-    let caller = app.caller(&headers).await?;
-    let req: ConversationEventsRequest = body::parse(&headers, &bytes)?;
-    let service = required(req.service, "service")?;
-    let signals = signals::validate(Phase::Realtime, &raw_events(req.events))?;
-    let conv = app.conversation_by_key(&caller, &key).await?;
-    if conv.str("Status") == Some("Closed") {
-        return Err(ApiError::new(
-            ErrorCode::InvalidState,
-            "the conversation is closed; send post-call signals to postConversationEvents",
-        )
-        .into());
-    }
-    if req.persist.unwrap_or(true) {
-        store_signals(&app, &caller, &conv, &service, Phase::Realtime, &signals).await?;
-    }
-    for s in &signals {
-        app.publish(&caller, conv.key.as_deref(), "signal", signal_event(&service, s));
-    }
-    Ok(accepted_202())
+    conversation_events(&app, &key, &headers, &bytes, Phase::Realtime).await
 }
 
 /// `POST /telephony/v1/voiceCalls/{vendorCallKey}/postConversationEvents`
@@ -1365,19 +1347,44 @@ pub async fn post_call_events(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response> {
-    let caller = app.caller(&headers).await?;
-    let req: ConversationEventsRequest = body::parse(&headers, &bytes)?;
+    conversation_events(&app, &key, &headers, &bytes, Phase::PostCall).await
+}
+
+/// Both signal endpoints: real-time signals need an open conversation (and may skip the
+/// store with `persist: false`), post-call signals a closed one.
+async fn conversation_events(
+    app: &App,
+    key: &str,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    phase: Phase,
+) -> Result<Response> {
+    let caller = app.caller(headers).await?;
+    let req: ConversationEventsRequest = body::parse(headers, bytes)?;
     let service = required(req.service, "service")?;
-    let signals = signals::validate(Phase::PostCall, &raw_events(req.events))?;
-    let conv = app.conversation_by_key(&caller, &key).await?;
-    if conv.str("Status") != Some("Closed") {
-        return Err(ApiError::new(
-            ErrorCode::InvalidState,
-            "the conversation is still open; post-call events are accepted after it closes",
-        )
-        .into());
+    let signals = signals::validate(phase, &raw_events(req.events))?;
+    let conv = app.conversation_by_key(&caller, key).await?;
+    let closed = conv.str("Status") == Some("Closed");
+    match phase {
+        Phase::Realtime if closed => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                "the conversation is closed; send post-call signals to postConversationEvents",
+            )
+            .into())
+        }
+        Phase::PostCall if !closed => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                "the conversation is still open; post-call events are accepted after it closes",
+            )
+            .into())
+        }
+        _ => {}
     }
-    store_signals(&app, &caller, &conv, &service, Phase::PostCall, &signals).await?;
+    if phase == Phase::PostCall || req.persist.unwrap_or(true) {
+        store_signals(app, &caller, &conv, &service, phase, &signals).await?;
+    }
     for s in &signals {
         app.publish(&caller, conv.key.as_deref(), "signal", signal_event(&service, s));
     }
