@@ -9,6 +9,7 @@ mod js_client;
 mod postgres;
 mod python_client;
 mod serving;
+mod tidy;
 
 use std::path::Path;
 use std::process::{Command, Output};
