@@ -22,7 +22,12 @@ fn modules_are_documented_and_free_of_stubs() {
     let mut files = Vec::new();
     rust_files(&crates, &mut files);
     assert!(files.len() > 50, "found only {} Rust files under {}", files.len(), crates.display());
-    let stubs = [concat!("todo", "!("), concat!("unimplemented", "!("), concat!("#[", "ignore"), concat!("dbg", "!(")];
+    let stubs = [
+        concat!("todo", "!("),
+        concat!("unimplemented", "!("),
+        concat!("#[", "ignore"),
+        concat!("dbg", "!("),
+    ];
     let mut problems = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap_or_default();
