@@ -38,10 +38,11 @@ pub enum KeyPrefix {
     AuthSession,
     QueryLocator,
     CustomObject,
+    PlatformEvent,
 }
 
 impl KeyPrefix {
-    pub const ALL: [KeyPrefix; 26] = [
+    pub const ALL: [KeyPrefix; 27] = [
         KeyPrefix::Organization,
         KeyPrefix::User,
         KeyPrefix::Group,
@@ -68,6 +69,7 @@ impl KeyPrefix {
         KeyPrefix::AuthSession,
         KeyPrefix::QueryLocator,
         KeyPrefix::CustomObject,
+        KeyPrefix::PlatformEvent,
     ];
 
     /// The three-character prefix.
@@ -99,6 +101,7 @@ impl KeyPrefix {
             KeyPrefix::AuthSession => "0Ak",
             KeyPrefix::QueryLocator => "01g",
             KeyPrefix::CustomObject => "a00",
+            KeyPrefix::PlatformEvent => "e00",
         }
     }
 
@@ -132,6 +135,7 @@ impl KeyPrefix {
             KeyPrefix::QueryLocator => "QueryLocator",
             // Custom objects share one prefix; their type name is the record's sobject.
             KeyPrefix::CustomObject => "CustomObject__c",
+            KeyPrefix::PlatformEvent => "PlatformEvent",
         }
     }
 

@@ -43,11 +43,11 @@ pub struct CrmError {
 }
 
 impl CrmError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> CrmError {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> CrmError {
         CrmError { error: ApiError::new(code, message), fields: Vec::new() }
     }
 
-    fn on(code: ErrorCode, message: impl Into<String>, field: &str) -> CrmError {
+    pub(crate) fn on(code: ErrorCode, message: impl Into<String>, field: &str) -> CrmError {
         CrmError { error: ApiError::new(code, message), fields: vec![field.to_string()] }
     }
 }
@@ -332,7 +332,7 @@ fn invalid_session() -> CrmError {
     CrmError::new(ErrorCode::InvalidSessionId, "Session expired or invalid")
 }
 
-async fn session(app: &App, headers: &HeaderMap) -> CrmResult<Session> {
+pub(crate) async fn session(app: &App, headers: &HeaderMap) -> CrmResult<Session> {
     let value =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(invalid_session)?;
     let token = value
@@ -359,7 +359,7 @@ async fn session(app: &App, headers: &HeaderMap) -> CrmResult<Session> {
     Ok(Session { org, user })
 }
 
-fn check_version(v: &str) -> CrmResult<String> {
+pub(crate) fn check_version(v: &str) -> CrmResult<String> {
     let n = v.strip_prefix('v').and_then(|n| n.strip_suffix(".0")).and_then(|n| n.parse::<u32>().ok());
     match n {
         Some(n) if VERSIONS.contains(&n) => Ok(format!("{n}.0")),
@@ -833,6 +833,9 @@ pub async fn create_record(
 ) -> CrmResult<Response> {
     check_version(&v)?;
     let s = session(&app, &headers).await?;
+    if let Some(event) = crate::platform_events::is_platform_event(&ty) {
+        return crate::platform_events::publish(&app, &s, event, json_body(&headers, &bytes)?).await;
+    }
     let schema = schema(&app, &s.org).await?;
     let o = object(&schema, &ty)?;
     let prefix = KeyPrefix::from_sobject(&o.name);

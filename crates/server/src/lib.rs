@@ -14,6 +14,7 @@ mod crm;
 mod error;
 mod events;
 pub mod openapi;
+mod platform_events;
 pub mod simulator;
 mod telephony;
 mod wire;
@@ -103,6 +104,8 @@ pub(crate) struct App {
     conversations: cache::TtlCache<(SfId, String), Arc<voxbridge_core::Record>>,
     /// VoiceCall field definitions per org, for creates and updates.
     field_defs: cache::TtlCache<SfId, Arc<Vec<voxbridge_core::voicecall::FieldDef>>>,
+    /// Serialises platform event replay ids.
+    event_order: tokio::sync::Mutex<()>,
     /// Query result pages not yet fetched.
     cursors: Mutex<HashMap<String, crm::Cursor>>,
 }
@@ -142,6 +145,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         conversations: cache::TtlCache::new(CACHE_TTL_MS, 200_000),
         field_defs: cache::TtlCache::new(CACHE_TTL_MS, 10_000),
         cursors: Default::default(),
+        event_order: Default::default(),
     });
     let t = "/telephony/v1/voiceCalls";
     let d = "/services/data/{v}";
@@ -180,6 +184,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route(&format!("{d}/queryAll"), get(crm::query))
         .route(&format!("{d}/query/{{locator}}"), get(crm::query_more))
         .route(&format!("{d}/search"), get(crm::search))
+        .route(&format!("{d}/event/{{name}}"), get(platform_events::subscribe))
         // The platform also answers with a trailing slash, and clients use it:
         // simple-salesforce calls `query/`, `search/` and `sobjects/{Type}/`.
         .route(&format!("{d}/sobjects/"), get(crm::describe_global))

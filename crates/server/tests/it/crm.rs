@@ -301,3 +301,57 @@ both_backends!(client_library_conventions, |backend: Backend| async move {
     let (status, body) = s.crm(&t, Method::PUT, "/sobjects/Contact/", None).await;
     assert_eq!((status, body[0]["errorCode"].as_str()), (405, Some("METHOD_NOT_ALLOWED")), "{body}");
 });
+
+both_backends!(platform_events_replay_and_live, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let t = s.crm_login().await;
+    let alert = |name: &str| {
+        json!({"Name": name, "Description": "Calls are failing", "Severity": "critical", "Source": "AWS CloudWatch",
+            "EventDateTime": "2024-05-01T10:00:00Z", "Payload": "{\"AlarmName\":\"x\"}"})
+    };
+    let (status, body) = s.crm(&t, Method::POST, "/sobjects/RealtimeAlertEvent", Some(alert("first"))).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["id"].as_str().unwrap().starts_with("e00"));
+    let (status, body) = s
+        .crm(&t, Method::POST, "/sobjects/RealtimeAlertEvent", Some(json!({"Name": "x", "Severity": "Loud"})))
+        .await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_FIELD_VALUE")), "{body}");
+    let (status, body) =
+        s.crm(&t, Method::POST, "/sobjects/RealtimeAlertEvent", Some(json!({"Name": "x"}))).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("REQUIRED_FIELD_MISSING")), "{body}");
+
+    // A subscriber resuming from the start gets the stored event, then live ones.
+    let mut resp = s
+        .client
+        .get(format!("{}/services/data/v62.0/event/RealtimeAlertEvent?replayId=-2", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("\"first\"") {
+        seen.push_str(&String::from_utf8_lossy(&resp.chunk().await.unwrap().unwrap()));
+    }
+    assert!(seen.contains("\"replayId\":1"), "{seen}");
+    assert!(seen.contains("\"Severity\":\"Critical\""), "{seen}");
+    let (status, _) = s.crm(&t, Method::POST, "/sobjects/RealtimeAlertEvent", Some(alert("second"))).await;
+    assert_eq!(status, 201);
+    while !seen.contains("\"second\"") {
+        seen.push_str(&String::from_utf8_lossy(&resp.chunk().await.unwrap().unwrap()));
+    }
+    assert!(seen.contains("\"replayId\":2"), "{seen}");
+    // Resuming after replay id 1 skips the first.
+    let mut resp = s
+        .client
+        .get(format!("{}/services/data/v62.0/event/RealtimeAlertEvent?replayId=1", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let mut again = String::new();
+    while !again.contains("\"second\"") {
+        again.push_str(&String::from_utf8_lossy(&resp.chunk().await.unwrap().unwrap()));
+    }
+    assert!(!again.contains("\"first\""), "{again}");
+});
