@@ -39,10 +39,11 @@ pub enum KeyPrefix {
     QueryLocator,
     CustomObject,
     PlatformEvent,
+    ConversationUpload,
 }
 
 impl KeyPrefix {
-    pub const ALL: [KeyPrefix; 27] = [
+    pub const ALL: [KeyPrefix; 28] = [
         KeyPrefix::Organization,
         KeyPrefix::User,
         KeyPrefix::Group,
@@ -70,6 +71,7 @@ impl KeyPrefix {
         KeyPrefix::QueryLocator,
         KeyPrefix::CustomObject,
         KeyPrefix::PlatformEvent,
+        KeyPrefix::ConversationUpload,
     ];
 
     /// The three-character prefix.
@@ -102,6 +104,7 @@ impl KeyPrefix {
             KeyPrefix::QueryLocator => "01g",
             KeyPrefix::CustomObject => "a00",
             KeyPrefix::PlatformEvent => "e00",
+            KeyPrefix::ConversationUpload => "0cU",
         }
     }
 
@@ -136,6 +139,7 @@ impl KeyPrefix {
             // Custom objects share one prefix; their type name is the record's sobject.
             KeyPrefix::CustomObject => "CustomObject__c",
             KeyPrefix::PlatformEvent => "PlatformEvent",
+            KeyPrefix::ConversationUpload => "ConversationUpload",
         }
     }
 

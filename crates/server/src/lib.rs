@@ -10,6 +10,7 @@ mod admin;
 mod auth;
 mod body;
 mod cache;
+mod connect;
 mod crm;
 mod error;
 mod events;
@@ -185,6 +186,11 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route(&format!("{d}/query/{{locator}}"), get(crm::query_more))
         .route(&format!("{d}/search"), get(crm::search))
         .route(&format!("{d}/event/{{name}}"), get(platform_events::subscribe))
+        .route(
+            &format!("{d}/connect/conversations/upload"),
+            post(connect::upload).get(connect::upload_status),
+        )
+        .route(&format!("{d}/connect/conversation/{{identifier}}/entries"), get(connect::entries))
         // The platform also answers with a trailing slash, and clients use it:
         // simple-salesforce calls `query/`, `search/` and `sobjects/{Type}/`.
         .route(&format!("{d}/sobjects/"), get(crm::describe_global))

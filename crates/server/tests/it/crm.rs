@@ -355,3 +355,94 @@ both_backends!(platform_events_replay_and_live, |backend: Backend| async move {
     }
     assert!(!again.contains("\"first\""), "{again}");
 });
+
+/// A multipart/form-data body with one part per (name, content).
+fn multipart(parts: &[(&str, String)]) -> (String, String) {
+    let boundary = "vbBoundary7MA4YWxkTrZu0gW";
+    let mut body = String::new();
+    for (name, content) in parts {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.json\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+both_backends!(conversation_upload_status_and_entries, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let t = s.crm_login().await;
+    s.create_call("up-1", "2024-01-01T00:00:00Z").await;
+    s.create_call("up-open", "2024-01-01T00:00:00Z").await;
+    let (status, _) = s
+        .call(
+            Method::PATCH,
+            "/telephony/v1/voiceCalls/up-1",
+            Some(json!({"endTime": "2024-01-01T00:10:00Z"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let entry = |id: &str, at: i64, role: &str, subject: &str, text: &str| {
+        json!({"type": "conversationEntry", "payload": {"conversationId": "up-1", "id": id, "clientSentTimestamp": at,
+            "clientDuration": 1500, "messageText": text, "sender": {"appType": "TELEPHONY_INTEGRATION", "subject": subject, "role": role}}})
+        .to_string()
+    };
+    // Pretty-printed objects one after another, as in the guide.
+    let good = format!(
+        "{}\n{}\n{}",
+        serde_json::to_string_pretty(&json!({"type": "conversation", "payload": {"conversationId": "up-1"}}))
+            .unwrap(),
+        entry("1", 1704067260000, "AGENT", "005VX0000000001", "Hello, how can I help you?"),
+        entry("2", 1704067270000, "END_USER", "+14155550100", "I want to return this merchandise.")
+    );
+    let upload = |parts: Vec<(&'static str, String)>| {
+        let (ct, body) = multipart(&parts);
+        let (client, base, t) = (s.client.clone(), s.base.clone(), t.clone());
+        async move {
+            let resp = client
+                .post(format!("{base}/services/data/v62.0/connect/conversations/upload"))
+                .bearer_auth(&t)
+                .header("Content-Type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = upload(vec![("up-1", good)]).await;
+    assert_eq!(status, 201, "{body}");
+    let r = &body["conversationBulkUploadsResults"][0];
+    assert_eq!((r["status"].as_str(), r["conversationIdentifier"].as_str()), (Some("SUCCESS"), Some("up-1")));
+    let ok_id = r["uploadId"].as_str().unwrap().to_string();
+
+    // Out-of-range timestamps fail; an open conversation refuses uploads.
+    let bad = entry("3", 1893456000000, "AGENT", "005VX0000000001", "from the future");
+    let (_, body) =
+        upload(vec![("up-1", bad), ("up-open", entry("9", 1704067260000, "AGENT", "005VX0000000001", "x"))])
+            .await;
+    let results = body["conversationBulkUploadsResults"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "FAILED");
+    assert_eq!(results[1]["errorDetail"], "only closed conversations accept uploads");
+    let failed_id = results[0]["uploadId"].as_str().unwrap().to_string();
+
+    let (status, body) =
+        s.crm(&t, Method::GET, &format!("/connect/conversations/upload?uploadId={ok_id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["conversationBulkUploadsResults"][0]["status"], "SUCCESS", "{body}");
+    let (_, body) = s
+        .crm(&t, Method::GET, &format!("/connect/conversations/upload?uploadId={ok_id},{failed_id}"), None)
+        .await;
+    let st = &body["conversationBulkUploadStatuses"];
+    assert_eq!(st[1]["status"], "FAILED", "{body}");
+    assert_eq!(st[1]["failedEntryIds"], json!(["3"]));
+    assert_eq!(st[1]["errorDetail"], "Failed to process any conversation entries.");
+    assert_eq!(st[0]["successEntryCount"], 2);
+
+    let (status, body) = s.crm(&t, Method::GET, "/connect/conversation/up-1/entries", None).await;
+    assert_eq!(status, 200, "{body}");
+    let e = body["conversationEntries"].as_array().unwrap();
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[1]["sender"]["subject"], "up-1END_USER", "the end user's number is not stored");
+    assert_eq!(e[0]["sender"]["role"], "Agent");
+});
