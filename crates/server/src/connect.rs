@@ -298,3 +298,58 @@ pub async fn entries(
         .collect();
     Ok(Json(json!({"conversationIdentifier": identifier, "conversationEntries": list})).into_response())
 }
+
+/// `PATCH /services/data/vNN.N/connect/conversation/{conversationIdentifier}/entries`:
+/// replaces the text of entries (corrections, redaction). Body
+/// `{"conversationEntries": [{"identifier": "1", "messageText": "…"}]}` (`id` is accepted for
+/// `identifier`); the answer lists, per entry, whether it was found and changed.
+pub async fn update_entries(
+    State(app): AppState,
+    Path((v, identifier)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response, CrmError> {
+    check_version(&v)?;
+    let s = session(&app, &headers).await?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| CrmError::new(ErrorCode::JsonParserError, format!("the body is not valid JSON: {e}")))?;
+    let items = body["conversationEntries"].as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+        CrmError::on(
+            ErrorCode::RequiredFieldMissing,
+            "conversationEntries (a non-empty array) is required",
+            "conversationEntries",
+        )
+    })?;
+    let mut edits = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let id = item["identifier"]
+            .as_str()
+            .or_else(|| item["id"].as_str())
+            .filter(|s| !s.is_empty() && !s.contains('\0'));
+        let text = item["messageText"].as_str().filter(|s| !s.contains('\0'));
+        match (id, text) {
+            (Some(id), Some(text)) => edits.push((id.to_string(), text.to_string())),
+            _ => {
+                return Err(CrmError::on(
+                    ErrorCode::RequiredFieldMissing,
+                    format!("conversationEntries[{i}] needs `identifier` and `messageText`"),
+                    "conversationEntries",
+                ))
+            }
+        }
+    }
+    let conv =
+        app.store.find_by_key(&s.org, "Conversation", &identifier).await?.into_iter().next().ok_or_else(
+            || {
+                CrmError::new(
+                    ErrorCode::NotFound,
+                    format!("The requested resource does not exist: no conversation {identifier}"),
+                )
+            },
+        )?;
+    let ids: Vec<String> = edits.iter().map(|(id, _)| id.clone()).collect();
+    let done = app.store.edit_entries(&s.org, &conv.id, edits).await?;
+    let results: Vec<Value> =
+        ids.iter().zip(done).map(|(id, ok)| json!({"identifier": id, "success": ok})).collect();
+    Ok(Json(json!({"conversationIdentifier": identifier, "conversationEntries": results})).into_response())
+}

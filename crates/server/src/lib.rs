@@ -190,7 +190,10 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
             &format!("{d}/connect/conversations/upload"),
             post(connect::upload).get(connect::upload_status),
         )
-        .route(&format!("{d}/connect/conversation/{{identifier}}/entries"), get(connect::entries))
+        .route(
+            &format!("{d}/connect/conversation/{{identifier}}/entries"),
+            get(connect::entries).patch(connect::update_entries),
+        )
         // The platform also answers with a trailing slash, and clients use it:
         // simple-salesforce calls `query/`, `search/` and `sobjects/{Type}/`.
         .route(&format!("{d}/sobjects/"), get(crm::describe_global))

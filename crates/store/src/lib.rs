@@ -84,6 +84,15 @@ pub trait Store: Send + Sync + 'static {
     /// with the same `(conversation, message_id)` already exists (it is left unchanged).
     async fn append_entries(&self, entries: Vec<TranscriptEntry>) -> Result<Vec<bool>, StoreError>;
 
+    /// Replaces the text of existing entries of a conversation (corrections, redaction),
+    /// given as `(message id, new text)`; for each, `true` if the entry exists.
+    async fn edit_entries(
+        &self,
+        org: &SfId,
+        conversation: &SfId,
+        edits: Vec<(String, String)>,
+    ) -> Result<Vec<bool>, StoreError>;
+
     /// A conversation's entries ordered by `start_ms`, then insertion order.
     async fn entries(&self, org: &SfId, conversation: &SfId) -> Result<Vec<TranscriptEntry>, StoreError>;
 

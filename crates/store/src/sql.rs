@@ -71,6 +71,9 @@ pub(crate) const SELECT_LIST: &str =
 pub(crate) const SELECT_ORGS: &str =
     concat!(record_columns!(), " WHERE sobject = 'Organization' AND org = id ORDER BY created_ms, seq");
 
+pub(crate) const UPDATE_ENTRY_TEXT: &str =
+    "UPDATE transcript_entries SET content = $1 WHERE org = $2 AND conversation = $3 AND message_id = $4";
+
 pub(crate) const SELECT_ENTRIES: &str = "SELECT id, org, conversation, message_id, vendor_call_key, \
      sender_type, participant_id, content, start_ms, end_ms, created_ms \
      FROM transcript_entries WHERE conversation = $1 AND org = $2 ORDER BY start_ms, seq";

@@ -227,6 +227,18 @@ impl Store for SqliteStore {
         self.writer.append(entries).await
     }
 
+    async fn edit_entries(
+        &self,
+        org: &SfId,
+        conversation: &SfId,
+        edits: Vec<(String, String)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if edits.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.edit_entries(org.clone(), conversation.clone(), edits).await
+    }
+
     async fn entries(&self, org: &SfId, conversation: &SfId) -> Result<Vec<TranscriptEntry>, StoreError> {
         let rows = sqlx::query(sql::SELECT_ENTRIES)
             .bind(conversation.as_str())
@@ -399,6 +411,23 @@ impl Backend for SqliteWriter {
     async fn purge_claims(&mut self, now_ms: i64) -> DbResult<u64> {
         let done = sqlx::query(sql::PURGE_CLAIMS).bind(now_ms).execute(&mut self.conn).await?;
         Ok(done.rows_affected())
+    }
+
+    async fn update_entry_text(
+        &mut self,
+        org: &SfId,
+        conversation: &SfId,
+        message_id: &str,
+        content: &str,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(sql::UPDATE_ENTRY_TEXT)
+            .bind(content)
+            .bind(org.as_str())
+            .bind(conversation.as_str())
+            .bind(message_id)
+            .execute(&mut self.conn)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn ping(&mut self) -> DbResult<()> {

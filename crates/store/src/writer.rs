@@ -90,6 +90,14 @@ pub(crate) trait Backend: Send + 'static {
         &mut self,
         entries: &[&TranscriptEntry],
     ) -> impl Future<Output = DbResult<Vec<bool>>> + Send;
+    /// Replaces the text of one entry; `true` if it exists.
+    fn update_entry_text(
+        &mut self,
+        org: &SfId,
+        conversation: &SfId,
+        message_id: &str,
+        content: &str,
+    ) -> impl Future<Output = DbResult<bool>> + Send;
     /// Claims distinct `(issuer, jti)` pairs; for each, whether the claim won.
     fn claim_jtis(&mut self, claims: &[&Claim]) -> impl Future<Output = DbResult<Vec<bool>>> + Send;
     fn purge_claims(&mut self, now_ms: i64) -> impl Future<Output = DbResult<u64>> + Send;
@@ -107,12 +115,15 @@ enum Request {
     Apply(Vec<WriteOp>),
     Append(Vec<TranscriptEntry>),
     Claim(Claim),
+    /// New texts of existing entries of one conversation: `(org, conversation, [(message id, text)])`.
+    EditEntries(SfId, SfId, Vec<(String, String)>),
 }
 
 enum Answer {
     Applied(Vec<WriteOutcome>),
     Appended(Vec<bool>),
     Claimed(bool),
+    Edited(Vec<bool>),
 }
 
 type Reply = oneshot::Sender<Result<Answer, StoreError>>;
@@ -170,6 +181,22 @@ impl WriterHandle {
         }
         match self.call(Request::Append(entries)).await? {
             Answer::Appended(out) => Ok(out),
+            _ => Err(mismatch()),
+        }
+    }
+
+    pub async fn edit_entries(
+        &self,
+        org: SfId,
+        conversation: SfId,
+        edits: Vec<(String, String)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        for (id, text) in &edits {
+            no_nul("message id", id)?;
+            no_nul("content", text)?;
+        }
+        match self.call(Request::EditEntries(org, conversation, edits)).await? {
+            Answer::Edited(out) => Ok(out),
             _ => Err(mismatch()),
         }
     }
@@ -373,6 +400,16 @@ async fn run_requests<B: Backend>(
     if !appends.is_empty() {
         for (i, stored) in append_all(b, &appends).await? {
             answers[i] = Some(Ok(Answer::Appended(stored)));
+        }
+    }
+
+    for (i, request) in requests.iter().enumerate() {
+        if let Request::EditEntries(org, conversation, edits) = request {
+            let mut done = Vec::with_capacity(edits.len());
+            for (id, text) in edits {
+                done.push(b.update_entry_text(org, conversation, id, text).await?);
+            }
+            answers[i] = Some(Ok(Answer::Edited(done)));
         }
     }
 

@@ -446,3 +446,35 @@ both_backends!(conversation_upload_status_and_entries, |backend: Backend| async 
     assert_eq!(e[1]["sender"]["subject"], "up-1END_USER", "the end user's number is not stored");
     assert_eq!(e[0]["sender"]["role"], "Agent");
 });
+
+both_backends!(conversation_entries_can_be_redacted, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let t = s.crm_login().await;
+    s.create_call("red-1", "2024-01-01T00:00:00Z").await;
+    let (status, _) = s
+        .call(Method::POST, "/telephony/v1/voiceCalls/red-1/messages", Some(json!({
+            "participantId": "x", "messageId": "m1", "startTime": 1704067201000i64, "endTime": 1704067202000i64,
+            "content": "my card is 4111 1111 1111 1111", "senderType": "END_USER"})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = s
+        .crm(&t, Method::PATCH, "/connect/conversation/red-1/entries", Some(json!({"conversationEntries": [
+            {"identifier": "m1", "messageText": "my card is [redacted]"}, {"identifier": "nope", "messageText": "x"}]})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["conversationEntries"],
+        json!([{"identifier": "m1", "success": true}, {"identifier": "nope", "success": false}])
+    );
+    let (_, body) = s.crm(&t, Method::GET, "/connect/conversation/red-1/entries", None).await;
+    assert_eq!(body["conversationEntries"][0]["messageText"], "my card is [redacted]");
+    let (status, body) = s
+        .crm(
+            &t,
+            Method::PATCH,
+            "/connect/conversation/red-1/entries",
+            Some(json!({"conversationEntries": []})),
+        )
+        .await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("REQUIRED_FIELD_MISSING")));
+});

@@ -335,6 +335,25 @@ pub async fn entries_order_and_scope(s: Arc<dyn Store>) {
     assert!(s.entries(&org, &id(KeyPrefix::Conversation)).await.unwrap().is_empty());
 }
 
+pub async fn edit_entries_replaces_text(s: Arc<dyn Store>) {
+    let org = id(KeyPrefix::Organization);
+    let conv = id(KeyPrefix::Conversation);
+    s.append_entries(vec![entry(&org, &conv, "a", 100), entry(&org, &conv, "b", 200)]).await.unwrap();
+    let done = s
+        .edit_entries(&org, &conv, vec![("b".into(), "[redacted]".into()), ("nope".into(), "x".into())])
+        .await
+        .unwrap();
+    assert_eq!(done, [true, false]);
+    let got = s.entries(&org, &conv).await.unwrap();
+    assert_eq!(got[1].content, "[redacted]");
+    assert_eq!(got[0].content, entry(&org, &conv, "a", 100).content, "other entries unchanged");
+    let other_org =
+        s.edit_entries(&id(KeyPrefix::Organization), &conv, vec![("a".into(), "x".into())]).await.unwrap();
+    assert_eq!(other_org, [false], "edits are scoped by org");
+    assert!(s.edit_entries(&org, &conv, vec![("a".into(), "nul\0".into())]).await.is_err());
+    assert!(s.edit_entries(&org, &conv, vec![]).await.unwrap().is_empty());
+}
+
 pub async fn claim_jti_replay_and_expiry(s: Arc<dyn Store>) {
     let iss = "04vVX0000000001";
     assert!(s.claim_jti(iss, "j1", 2_000, 1_000).await.unwrap(), "first claim");

@@ -47,6 +47,7 @@ conformance_suite!(
     orgs_lists_organizations,
     append_dedupes_within_and_across_calls,
     entries_order_and_scope,
+    edit_entries_replaces_text,
     claim_jti_replay_and_expiry,
     concurrent_writes_all_visible,
     concurrent_conflicts_have_one_winner,
