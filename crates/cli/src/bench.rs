@@ -39,7 +39,7 @@ const SUBSCRIPTIONS: usize = 20;
 /// queueing).
 const MESSAGES_PER_SUBSCRIPTION_PER_SEC: u64 = 20;
 /// How many error answers of a scenario are kept and printed.
-const KEEP_ERRORS: usize = 3;
+pub(crate) const KEEP_ERRORS: usize = 3;
 /// A scenario stops early after this many errors without a single success: the server is
 /// gone or misconfigured, and spinning on it teaches nothing.
 const GIVE_UP_AFTER_ERRORS: u64 = 1000;
@@ -48,7 +48,7 @@ const NO_LIMIT: &str = "1000000000";
 /// Token lifetime; the child accepts up to the configurable maximum (3600 s).
 const TOKEN_TTL_SECS: u64 = 3600;
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub(crate) const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Targets (see docs/performance.md).
 const TARGET_UTTERANCES_PER_SEC: f64 = 10_000.0;
@@ -128,7 +128,7 @@ pub async fn telephony(args: &TelephonyArgs) -> Result<()> {
     Ok(())
 }
 
-fn progress(line: &str) {
+pub(crate) fn progress(line: &str) {
     eprintln!("{line}");
 }
 
@@ -145,13 +145,13 @@ struct JsonReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
-struct Machine {
-    cpus: usize,
-    cpu_model: String,
+pub(crate) struct Machine {
+    pub(crate) cpus: usize,
+    pub(crate) cpu_model: String,
 }
 
 impl Machine {
-    fn detect() -> Machine {
+    pub(crate) fn detect() -> Machine {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
@@ -231,31 +231,31 @@ impl MemoryReport {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-enum Status {
+pub(crate) enum Status {
     Met,
     Missed,
     NotMeasured,
 }
 
 #[derive(Debug, Serialize)]
-struct Verdict {
-    target: String,
-    measured: String,
-    status: Status,
+pub(crate) struct Verdict {
+    pub(crate) target: String,
+    pub(crate) measured: String,
+    pub(crate) status: Status,
 }
 
 // ---------------------------------------------------------------------------------------
 // The child server
 
 /// `voxbridge serve` on a temporary data directory; killed on drop if still running.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
 impl ServerProcess {
-    fn start(data: &Path, database_url: Option<&str>, log: PathBuf) -> Result<ServerProcess> {
+    pub(crate) fn start(data: &Path, database_url: Option<&str>, log: PathBuf) -> Result<ServerProcess> {
         let exe = std::env::current_exe().context("cannot find the voxbridge binary to start a server")?;
         let mut cmd = Command::new(exe);
         cmd.args(["serve", "--http", "127.0.0.1:0", "--data"]).arg(data);
@@ -311,7 +311,7 @@ impl ServerProcess {
     }
 
     /// The last lines the server logged, for error messages.
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
@@ -323,7 +323,7 @@ impl ServerProcess {
     }
 
     /// Resident memory of the server: (VmRSS, VmHWM) in MB, on Linux.
-    fn rss_mb(&self) -> Option<(f64, f64)> {
+    pub(crate) fn rss_mb(&self) -> Option<(f64, f64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         let kb = |name: &str| -> Option<f64> {
             let line = status.lines().find(|l| l.starts_with(name))?;
@@ -333,7 +333,7 @@ impl ServerProcess {
     }
 
     /// SIGTERM (graceful), then SIGKILL if it has not stopped within 15 s.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = self.pid().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -434,7 +434,7 @@ async fn run_backend(args: &TelephonyArgs, backend: &str) -> Result<BackendRepor
     result
 }
 
-async fn drop_schema(url: &str, schema: &str) -> Result<()> {
+pub(crate) async fn drop_schema(url: &str, schema: &str) -> Result<()> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await?;
     sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&mut conn).await?;
@@ -594,7 +594,7 @@ async fn measure(
     Ok(BackendReport { backend: backend.to_string(), scenarios, delivery, memory, verdicts })
 }
 
-fn errors_note(errors: u64, first: &[String]) -> String {
+pub(crate) fn errors_note(errors: u64, first: &[String]) -> String {
     if errors == 0 {
         String::new()
     } else {
@@ -702,7 +702,7 @@ struct LoadResult {
     elapsed: Duration,
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
 }
 
@@ -813,7 +813,7 @@ async fn post(target: &Target, path: &str, token: &str, body: String) -> Result<
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -1089,7 +1089,7 @@ fn verdicts(scenarios: &[ScenarioReport], delivery: &DeliveryReport, memory: &Me
     out
 }
 
-fn met(ok: bool) -> Status {
+pub(crate) fn met(ok: bool) -> Status {
     if ok {
         Status::Met
     } else {
@@ -1098,7 +1098,7 @@ fn met(ok: bool) -> Status {
 }
 
 /// `12345.6` as `12,346`.
-fn thousands(v: f64) -> String {
+pub(crate) fn thousands(v: f64) -> String {
     if !v.is_finite() {
         return "-".into();
     }
@@ -1190,8 +1190,16 @@ fn render(r: &BackendReport, args: &TelephonyArgs, machine: &Machine) -> String 
             let _ = writeln!(o, "   {e}");
         }
     }
-    let _ = writeln!(o, "targets ({}):", r.backend);
-    for v in &r.verdicts {
+    o.push_str(&render_verdicts(&r.backend, &r.verdicts));
+    o
+}
+
+/// The `targets (backend):` block that ends every report.
+pub(crate) fn render_verdicts(backend: &str, verdicts: &[Verdict]) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(o, "targets ({backend}):");
+    for v in verdicts {
         let status = match v.status {
             Status::Met => "met   ",
             Status::Missed => "MISSED",

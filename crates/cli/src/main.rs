@@ -5,6 +5,7 @@
 //! and `info --json` can be piped.
 
 mod bench;
+mod bench_crm;
 mod calls;
 mod callsim;
 mod config;
@@ -188,6 +189,15 @@ enum BenchCommand {
     /// loads it from this process. Progress goes to standard error, results to standard
     /// output.
     Telephony(bench::TelephonyArgs),
+    /// Load the CRM REST API of a fresh server over HTTP on a large VoiceCall table: a
+    /// record by Id (baseline), SOQL equality on VendorCallKey, a one-hour SOQL range on
+    /// CallStartDateTime, Case creation.
+    ///
+    /// Provisions a temporary data directory (the global --data and --config are not used),
+    /// seeds the VoiceCall records straight through the store, then starts `voxbridge serve`
+    /// on it as a child process, logs in with the demo connected app and loads it from this
+    /// process. Progress goes to standard error, results to standard output.
+    Crm(bench_crm::CrmArgs),
 }
 
 #[derive(Debug, Args)]
@@ -357,6 +367,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Telephony(args)) => {
             init_logging("warn");
             runtime()?.block_on(bench::telephony(args))
+        }
+        Command::Bench(BenchCommand::Crm(args)) => {
+            init_logging("warn");
+            runtime()?.block_on(bench_crm::crm(args))
         }
         Command::Call(command) => {
             let config = load_config(&cli, None, None, None)?;

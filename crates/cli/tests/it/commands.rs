@@ -26,6 +26,7 @@ fn help_works_for_every_command() {
         &["calls", "resume-recording"],
         &["bench"],
         &["bench", "telephony"],
+        &["bench", "crm"],
         &["call"],
         &["call", "simulate"],
         &["flows"],
