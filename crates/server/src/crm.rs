@@ -1110,17 +1110,23 @@ pub struct Cursor {
 const CURSOR_TTL_MS: i64 = 15 * 60 * 1000;
 
 impl App {
+    /// The org's next case number. The highest stored number is read once per org and
+    /// counted up in memory after that, so numbering does not read every Case.
     async fn next_case_number(&self, org: &SfId) -> CrmResult<String> {
-        let _guard = self.case_numbers.lock().await;
-        let max = self
-            .store
-            .list(org, "Case")
-            .await?
-            .iter()
-            .filter_map(|c| c.str("CaseNumber").and_then(|n| n.parse::<u64>().ok()))
-            .max()
-            .unwrap_or(1000);
-        Ok(format!("{:08}", max + 1))
+        let mut counters = self.case_numbers.lock().await;
+        let last = match counters.get(org) {
+            Some(n) => *n,
+            None => self
+                .store
+                .list(org, "Case")
+                .await?
+                .iter()
+                .filter_map(|c| c.str("CaseNumber").and_then(|n| n.parse::<u64>().ok()))
+                .max()
+                .unwrap_or(1000),
+        };
+        counters.insert(org.clone(), last + 1);
+        Ok(format!("{:08}", last + 1))
     }
 
     fn put_cursor(&self, s: &Session, records: Vec<Value>, total: usize, offset: usize) -> String {

@@ -99,8 +99,8 @@ pub(crate) struct App {
     keys: auth::KeyCache,
     hub: Hub,
     counters: Mutex<HashMap<SfId, OrgCounters>>,
-    /// Serialises Case auto-numbering.
-    case_numbers: tokio::sync::Mutex<()>,
+    /// The last Case number handed out per org (also serialises numbering).
+    case_numbers: tokio::sync::Mutex<HashMap<SfId, u64>>,
     /// Conversations by (org, vendorCallKey of their first call), for the transcript path.
     conversations: cache::TtlCache<(SfId, String), Arc<voxbridge_core::Record>>,
     /// VoiceCall field definitions per org, for creates and updates.

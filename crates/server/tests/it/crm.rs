@@ -478,3 +478,18 @@ both_backends!(conversation_entries_can_be_redacted, |backend: Backend| async mo
         .await;
     assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("REQUIRED_FIELD_MISSING")));
 });
+
+both_backends!(case_numbers_count_up, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let t = s.crm_login().await;
+    let mut numbers = Vec::new();
+    for i in 0..3 {
+        let (_, body) =
+            s.crm(&t, Method::POST, "/sobjects/Case", Some(json!({"Subject": format!("case {i}")}))).await;
+        let (_, case) =
+            s.crm(&t, Method::GET, &format!("/sobjects/Case/{}", body["id"].as_str().unwrap()), None).await;
+        numbers.push(case["CaseNumber"].as_str().unwrap().parse::<u64>().unwrap());
+    }
+    assert_eq!(numbers[1], numbers[0] + 1);
+    assert_eq!(numbers[2], numbers[1] + 1);
+});
