@@ -3,7 +3,7 @@
 //! runs a contact through its flows with the sans-IO interpreter of `voxbridge-flows` and the
 //! function runtime of `voxbridge-functions`.
 //!
-//! ```ignore
+//! ```text
 //! let library = Arc::new(FlowLibrary::load_dir(Path::new("flows"))?);
 //! let center = ContactCenter::new(library, registry, Arc::new(SystemClock));
 //! let result = center.simulate(InboundCall { to, from, input: CallerScript::parse("1,1234#")?, ..Default::default() }).await?;

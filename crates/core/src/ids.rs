@@ -282,6 +282,57 @@ fn restore_case(body: &str, sum: &str) -> Option<String> {
     Some(out)
 }
 
+/// Replaces every id Voxbridge generated (`<prefix>VX0<9 characters>`, in its 15- or
+/// 18-character form) inside `text` with `[<prefix> id]`, so output that carries fresh ids
+/// (test snapshots, examples in docs) stays the same from run to run.
+pub fn redact_generated(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        if i + 15 <= b.len()
+            && &b[i + 3..i + 6] == b"VX0"
+            && b[i..i + 15].iter().all(u8::is_ascii_alphanumeric)
+        {
+            let mut end = i + 15;
+            if end + 3 <= b.len() && b[end..end + 3].iter().all(u8::is_ascii_alphanumeric) {
+                end += 3;
+            }
+            out.push('[');
+            out.push_str(&text[i..i + 3]);
+            out.push_str(" id]");
+            i = end;
+        } else {
+            let c = text[i..].chars().next().unwrap_or('?');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// [`redact_generated`] over every string of a JSON value; the values of `volatile` keys
+/// (times taken from the clock, durations) become `"[volatile]"` when not null.
+pub fn redact_generated_json(v: &serde_json::Value, volatile: &[&str]) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(redact_generated(s)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| redact_generated_json(x, volatile)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    if volatile.contains(&k.as_str()) && !x.is_null() {
+                        (k.clone(), Value::String("[volatile]".into()))
+                    } else {
+                        (k.clone(), redact_generated_json(x, volatile))
+                    }
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 impl fmt::Display for SfId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -333,6 +384,13 @@ mod tests {
             assert_eq!(id.prefix(), Some(p));
             assert_eq!(SfId::parse(&id.to_18()).unwrap(), id);
         }
+    }
+
+    #[test]
+    fn redaction_of_generated_ids() {
+        assert_eq!(redact_generated("call 0LQVX0abcdefghi ok"), "call [0LQ id] ok");
+        assert_eq!(redact_generated("0LQVX0abcdefghiAAA é"), "[0LQ id] é");
+        assert_eq!(redact_generated("0LQRM0000006CSz"), "0LQRM0000006CSz");
     }
 
     proptest::proptest! {

@@ -310,45 +310,5 @@ impl TestServer {
 /// Replaces generated ids (`<prefix>VX0<9 chars>`, optionally 18-char) and the given
 /// volatile fields so snapshots are stable across runs and backends.
 pub fn redact(v: &Value, volatile: &[&str]) -> Value {
-    match v {
-        Value::String(s) => Value::String(redact_ids(s)),
-        Value::Array(a) => Value::Array(a.iter().map(|x| redact(x, volatile)).collect()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, x)| {
-                    if volatile.contains(&k.as_str()) && !x.is_null() {
-                        (k.clone(), Value::String("[volatile]".into()))
-                    } else {
-                        (k.clone(), redact(x, volatile))
-                    }
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-fn redact_ids(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < b.len() {
-        if i + 15 <= b.len()
-            && &b[i + 3..i + 6] == b"VX0"
-            && b[i..i + 15].iter().all(u8::is_ascii_alphanumeric)
-        {
-            let prefix = &s[i..i + 3];
-            let mut end = i + 15;
-            if end + 3 <= b.len() && b[end..end + 3].iter().all(u8::is_ascii_alphanumeric) {
-                end += 3;
-            }
-            out.push_str(&format!("[{prefix} id]"));
-            i = end;
-        } else {
-            let c = s[i..].chars().next().unwrap_or('?');
-            out.push(c);
-            i += c.len_utf8();
-        }
-    }
-    out
+    voxbridge_core::ids::redact_generated_json(v, volatile)
 }
