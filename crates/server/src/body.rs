@@ -79,7 +79,7 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
 
 /// Text with NUL characters cannot be stored (PostgreSQL refuses it), so it is refused at
 /// the edge for every backend alike.
-fn has_nul(v: &Value) -> bool {
+pub(crate) fn has_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains('\0'),
         Value::Array(a) => a.iter().any(has_nul),

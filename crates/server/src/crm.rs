@@ -692,7 +692,7 @@ fn check_fields(o: &ObjectDef, body: Map<String, Value>, custom: &[Record]) -> C
         if SYSTEM_FIELDS.iter().any(|s| s.eq_ignore_ascii_case(&f.name)) {
             return Err(CrmError::on(ErrorCode::InvalidFieldForInsertUpdate, format!("Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", f.name), &f.name));
         }
-        if value.contains_nul() {
+        if crate::body::has_nul(&value) {
             return Err(CrmError::on(
                 ErrorCode::JsonParserError,
                 format!("{}: text contains a NUL character", f.name),
@@ -766,21 +766,6 @@ fn check_fields(o: &ObjectDef, body: Map<String, Value>, custom: &[Record]) -> C
         out.insert(f.name.clone(), stored);
     }
     Ok(out)
-}
-
-trait ContainsNul {
-    fn contains_nul(&self) -> bool;
-}
-
-impl ContainsNul for Value {
-    fn contains_nul(&self) -> bool {
-        match self {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(a) => a.iter().any(|v| v.contains_nul()),
-            Value::Object(m) => m.values().any(|v| v.contains_nul()),
-            _ => false,
-        }
-    }
 }
 
 fn truncate(s: &str) -> String {
