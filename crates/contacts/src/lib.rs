@@ -19,12 +19,14 @@ pub mod queue;
 pub mod record;
 pub mod runtime;
 pub mod script;
+pub mod sink;
 
 use std::sync::Arc;
 
 pub use library::{validate_flow, FlowLibrary, FunctionBinding, LibraryError, LibraryFlow, QueueConfig};
 pub use runtime::{CallError, ContactCenter, ContactResult, InboundCall, LogStep, QueueRef, Step};
 pub use script::{CallerInput, CallerScript};
+pub use sink::{ContactSink, NoSink};
 
 use voxbridge_functions::external::HttpFunction;
 use voxbridge_functions::{function_name, FunctionOptions, Registry};

@@ -28,6 +28,7 @@ use crate::library::{FlowLibrary, LibraryFlow, DEFAULT_QUEUE_CAPACITY};
 use crate::queue::{EnqueueError, Queues};
 use crate::record::{self, ContactTimeline, QueueVisit};
 use crate::script::{collect, CallerInput, CallerScript};
+use crate::sink::{ContactSink, NoSink};
 
 /// Events one contact may feed the interpreter before the runtime gives up on it.
 const MAX_EVENTS: usize = 2_000;
@@ -184,6 +185,7 @@ pub struct ContactCenter {
     functions: Arc<Registry>,
     queues: Queues,
     clock: Arc<dyn Clock>,
+    sink: Arc<dyn ContactSink>,
 }
 
 impl ContactCenter {
@@ -192,7 +194,18 @@ impl ContactCenter {
         for q in &library.queues {
             queues.declare(&q.id, q.capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY));
         }
-        ContactCenter { library, functions, queues, clock }
+        ContactCenter { library, functions, queues, clock, sink: Arc::new(NoSink) }
+    }
+
+    /// Sends every contact event and contact trace record to `sink` as they happen.
+    pub fn with_sink(mut self, sink: Arc<dyn ContactSink>) -> ContactCenter {
+        self.sink = sink;
+        self
+    }
+
+    /// Replaces the sink of a contact center already built.
+    pub fn set_sink(&mut self, sink: Arc<dyn ContactSink>) {
+        self.sink = sink;
     }
 
     pub fn library(&self) -> &FlowLibrary {
@@ -555,6 +568,10 @@ impl Run<'_> {
         };
         let ctr = record::contact_trace_record(&timeline);
         let contact_events = record::contact_events(&timeline, || uuid::Uuid::new_v4().to_string());
+        for e in &contact_events {
+            self.center.sink.contact_event(e);
+        }
+        self.center.sink.contact_ended(&ctr);
         let disposition = match ended {
             Some(Ended::Queued) => "QUEUED",
             Some(Ended::Disconnected) => "DISCONNECTED",
