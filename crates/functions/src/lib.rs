@@ -4,7 +4,9 @@
 //! Lambda `ContactFlowEvent` (`{"Details":{"ContactData":{…},"Parameters":{…}},"Name":"ContactFlowEvent"}`).
 //! Here that event goes to a [`Function`]: a built-in (such as
 //! [`telephony::InvokeTelephonyIntegrationApi`], which calls the Telephony Integration API
-//! over HTTP with a JWT exactly as a partner system would) or an [`external::HttpFunction`]
+//! over HTTP with a JWT exactly as a partner system would, and
+//! [`salesforce::InvokeSalesforceRestApi`], which calls the CRM REST API through a
+//! [`salesforce::CrmClient`] logged in with the OAuth JWT bearer flow) or an [`external::HttpFunction`]
 //! (an HTTP endpoint that receives the same event as a POST body, so users can plug in their
 //! own handlers).
 //!
@@ -19,6 +21,7 @@
 
 pub mod external;
 pub mod registry;
+pub mod salesforce;
 pub mod telephony;
 
 use std::sync::atomic::{AtomicI64, Ordering};

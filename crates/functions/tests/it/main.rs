@@ -4,4 +4,5 @@
 
 mod http;
 mod registry;
+mod salesforce;
 mod telephony;
