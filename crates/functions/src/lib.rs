@@ -19,6 +19,7 @@
 //! handler reports, an HTTP error of the API it calls, a timeout, a throttle, an unknown
 //! ARN — is a [`FunctionError`] the flow sees as its error branch; nothing panics.
 
+pub mod ctr_sync;
 pub mod external;
 pub mod registry;
 pub mod salesforce;

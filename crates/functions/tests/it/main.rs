@@ -1,7 +1,9 @@
 //! Integration tests of voxbridge-functions: ARN binding, throttling, timeouts and metrics of
 //! the registry; the request bodies of InvokeTelephonyIntegrationApiFunction (sans-IO) and the
 //! function over real HTTP against a recording server; external HTTP functions.
+//! CTRDataSyncFunction's skip rules and transform against the golden cases.
 
+mod ctr_sync;
 mod http;
 mod registry;
 mod salesforce;
