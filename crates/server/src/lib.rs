@@ -7,6 +7,7 @@
 //! has committed.
 
 mod admin;
+mod agent_api;
 mod auth;
 mod body;
 mod cache;
@@ -14,6 +15,7 @@ mod connect;
 mod crm;
 mod error;
 mod events;
+pub mod omni;
 pub mod openapi;
 mod platform_events;
 pub mod simulator;
@@ -26,13 +28,14 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use voxbridge_core::limits::RateWindow;
 use voxbridge_core::{ApiError, ErrorCode, SfId};
 use voxbridge_store::Store;
 
 pub use events::Hub;
+pub use omni::{RoutingClock, RoutingSettings};
 
 /// Per-org limits (seed chapter 9). Defaults are the real system's published figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,8 +66,10 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Accepted `aud` values of OAuth JWT bearer assertions (the login URLs).
     pub login_audiences: Vec<String>,
-    /// How long a CRM access token stays valid.
+    /// How long a CRM access token (and an agent console session) stays valid.
     pub session_lifetime: Duration,
+    /// Omni-Channel routing: timeouts and the routers' clock.
+    pub routing: RoutingSettings,
 }
 
 impl Default for Settings {
@@ -80,6 +85,7 @@ impl Default for Settings {
                 "https://test.salesforce.com".into(),
             ],
             session_lifetime: Duration::from_secs(2 * 60 * 60),
+            routing: RoutingSettings::default(),
         }
     }
 }
@@ -109,6 +115,8 @@ pub(crate) struct App {
     event_order: tokio::sync::Mutex<()>,
     /// Query result pages not yet fetched.
     cursors: Mutex<HashMap<String, crm::Cursor>>,
+    /// The orgs' Omni-Channel routers.
+    omni: omni::Omni,
 }
 
 impl App {
@@ -136,6 +144,7 @@ const CACHE_TTL_MS: i64 = 2_000;
 
 /// Builds the application router over a store.
 pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
+    let omni = omni::Omni::new(store.clone(), settings.routing.clone());
     let app = Arc::new(App {
         store,
         settings,
@@ -147,7 +156,17 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         field_defs: cache::TtlCache::new(CACHE_TTL_MS, 10_000),
         cursors: Default::default(),
         event_order: Default::default(),
+        omni,
     });
+    // Routers restore and reconcile their orgs' routing at start, not at first use.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.omni.start_all().await {
+                tracing::error!(error = %e, "cannot start the orgs' routers");
+            }
+        });
+    }
     let t = "/telephony/v1/voiceCalls";
     let d = "/services/data/{v}";
     Router::new()
@@ -201,6 +220,15 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route(&format!("{d}/query/"), get(crm::query))
         .route(&format!("{d}/queryAll/"), get(crm::query))
         .route(&format!("{d}/search/"), get(crm::search))
+        .route("/console/api/v1/sessions", post(agent_api::login))
+        .route("/console/api/v1/sessions/current", delete(agent_api::logout))
+        .route("/console/api/v1/presence", get(agent_api::get_presence).put(agent_api::put_presence))
+        .route("/console/api/v1/offers/{id}/accept", post(agent_api::accept))
+        .route("/console/api/v1/offers/{id}/decline", post(agent_api::decline))
+        .route("/console/api/v1/work/{id}/wrapup", post(agent_api::wrap_up))
+        .route("/console/api/v1/state", get(agent_api::state))
+        .route("/console/api/v1/queues", get(agent_api::queues))
+        .route("/console/api/v1/events", get(agent_api::events))
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)

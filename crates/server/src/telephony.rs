@@ -21,6 +21,7 @@ use voxbridge_store::WriteOp;
 use crate::auth::{self, Caller};
 use crate::body;
 use crate::error::Result;
+use crate::omni::Tell;
 use crate::wire::*;
 use crate::App;
 
@@ -637,6 +638,9 @@ pub async fn update_voice_call(
         }
     }
     app.store.apply(ops).await?;
+    if plan.clear_routing {
+        app.omni.send(&caller.org, Tell::Ended { call: call.id.clone() }).await;
+    }
     app.forget_conversation(&caller.org, conversation.as_ref().and_then(|c| c.key.as_deref()));
     app.ensure_active_loaded(&caller.org).await?;
     app.set_active(&caller.org, &call.id, update.is_active);
@@ -1115,6 +1119,27 @@ impl App {
     }
 }
 
+impl App {
+    /// Hands a committed PendingServiceRouting to the org's router.
+    async fn tell_route(
+        &self,
+        caller: &Caller,
+        call: &Record,
+        routed: &Routed,
+        key: Option<String>,
+        reroute: bool,
+    ) {
+        let tell = Tell::Route {
+            call: call.id.clone(),
+            queue: routed.queue.as_ref().map(|q| q.0.clone()),
+            user: routed.agent.as_ref().map(|a| a.0.clone()),
+            conversation_key: key,
+            reroute,
+        };
+        self.omni.send(&caller.org, tell).await;
+    }
+}
+
 fn routing_errors(errors: Vec<String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(ErrorsResponse { errors })).into_response()
 }
@@ -1148,6 +1173,7 @@ pub async fn omni_flow(
     let now = app.now_ms();
     app.store_routing(&caller, &call, &routed, now).await?;
     let key = app.conversation_key_of(&caller, &call).await?;
+    app.tell_route(&caller, &call, &routed, key.clone(), false).await;
     let resp = OmniFlowResponse { agent: routed.agent.map(|a| a.1), queue: routed.queue.map(|q| q.1) };
     app.publish(
         &caller,
@@ -1186,7 +1212,7 @@ pub async fn reroute(
     // Close the work already accepted for this call.
     let mut ops = Vec::new();
     for work in app.store.find_by_key(&caller.org, "AgentWork", call.id.as_str()).await? {
-        if work.str("Status") != Some("Closed") {
+        if work.str("Status") == Some("Opened") {
             let mut patch = Fields::new();
             patch.insert("Status".into(), "Closed".into());
             patch.insert("CloseDateTime".into(), format_ms(now).into());
@@ -1212,6 +1238,7 @@ pub async fn reroute(
     };
     app.store_routing(&caller, &call, &routed, now).await?;
     let key = app.conversation_key_of(&caller, &call).await?;
+    app.tell_route(&caller, &call, &routed, key.clone(), true).await;
     app.publish(
         &caller,
         key.as_deref(),
@@ -1243,6 +1270,7 @@ pub async fn clear_routing(
     if !ops.is_empty() {
         app.store.apply(ops).await?;
     }
+    app.omni.send(&caller.org, Tell::Clear { call: call.id.clone() }).await;
     let key = app.conversation_key_of(&caller, &call).await?;
     app.publish(
         &caller,

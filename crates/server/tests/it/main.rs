@@ -5,6 +5,7 @@ mod auth;
 mod crm;
 mod fuzz;
 mod harness;
+mod omni;
 mod openapi;
 mod routing;
 mod seed_examples;
