@@ -288,7 +288,30 @@ fn contact_center(
                     arn: Some(arn.clone()),
                     capacity: None,
                     outbound_caller_id: None,
+                    hours: None,
                 });
+            }
+        }
+    }
+    // The CRM half's agents under their routing-map ARNs, taking contacts from every queue.
+    for a in &setup.agents {
+        for arn in a.external_ids.iter().filter(|x| x.contains("/agent/")) {
+            let id = arn.rsplit('/').next().unwrap_or(arn).to_string();
+            if library.agent(&id).is_none() && library.agent(&a.username).is_none() {
+                let (first_name, last_name) = match a.name.split_once(' ') {
+                    Some((f, l)) => (Some(f.to_string()), Some(l.to_string())),
+                    None => (Some(a.name.clone()), None),
+                };
+                library
+                    .add_agent(&voxbridge_contacts::AgentConfig {
+                        username: a.username.clone(),
+                        id: Some(id),
+                        arn: Some(arn.clone()),
+                        first_name,
+                        last_name,
+                        ..Default::default()
+                    })
+                    .map_err(anyhow::Error::msg)?;
             }
         }
     }

@@ -15,6 +15,7 @@
 //! nothing here reads the CRM store.
 
 pub mod library;
+pub mod live;
 pub mod queue;
 pub mod record;
 pub mod runtime;
@@ -23,9 +24,13 @@ pub mod sink;
 
 use std::sync::Arc;
 
-pub use library::{validate_flow, FlowLibrary, FunctionBinding, LibraryError, LibraryFlow, QueueConfig};
-pub use runtime::{CallError, ContactCenter, ContactResult, InboundCall, LogStep, QueueRef, Step};
-pub use script::{CallerInput, CallerScript};
+pub use library::{
+    validate_flow, Agent, AgentConfig, FlowLibrary, FunctionBinding, Hours, HoursConfig, LibraryError,
+    LibraryFlow, QueueConfig, QuickConnect, QuickConnectType,
+};
+pub use live::{LiveContacts, LiveError, LiveView};
+pub use runtime::{CallError, ContactCenter, ContactResult, InboundCall, LogStep, QueueRef, Step, Waiting};
+pub use script::{AgentAction, CallerInput, CallerScript, TransferTarget};
 pub use sink::{ContactSink, NoSink};
 
 use voxbridge_functions::external::HttpFunction;

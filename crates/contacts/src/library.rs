@@ -1,6 +1,6 @@
 //! The flow library and the telephony configuration that comes with it: flows by name, id
-//! or ARN (parsed once), phone numbers bound to flows, telephony-side queues, and function
-//! bindings.
+//! or ARN (parsed once), phone numbers bound to flows, telephony-side queues with their hours
+//! of operation, agents, quick connects, and function bindings.
 //!
 //! A flows directory holds flow exports (`*.json`, as the Amazon Connect console writes them)
 //! and an optional `flows.toml`:
@@ -22,6 +22,26 @@
 //! id = "d56943a9-7293-4220-a60d-99500d362f12"
 //! arn = "…"                        # default: <instance_arn>/queue/<id>
 //! capacity = 100                   # contacts waiting at once (default 100)
+//! hours = "Business hours"         # default: the built-in "24x7" hours
+//!
+//! [[hours]]
+//! name = "Business hours"
+//! id = "b7e1…"                     # default: the name
+//! time_zone = "America/New_York"   # IANA name (default UTC)
+//! monday = ["09:00-17:00"]         # sunday … saturday: open ranges, local time; none: closed
+//! friday = ["09:00-12:00", "13:00-17:00"]
+//!
+//! [[agents]]
+//! username = "alice"
+//! id = "4c2e…"                     # default: the username
+//! arn = "…"                        # default: <instance_arn>/agent/<id>
+//! queues = ["BasicQueue"]          # the routing profile's queues (names or ids); default: all
+//!
+//! [[quick_connects]]
+//! name = "Billing"
+//! type = "queue"                   # queue | agent | phone
+//! target = "Billing"               # a queue or agent (name or id), or an E.164 number
+//! flow = "Sample SCV Transfer Flow For Queue Transfers"   # the transfer flow (optional)
 //!
 //! [[functions]]
 //! arn = "arn:aws:lambda:us-east-1:123456789012:function:CustomerLookup"
@@ -35,7 +55,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
-use voxbridge_flows::{ActionKind, Diagnostic, Flow, Severity};
+use voxbridge_flows::{ActionKind, Diagnostic, Flow, HoursOfOperation, OpenRange, Severity};
 use voxbridge_functions::Registry;
 
 /// The default Amazon Connect instance ARN of the telephony side.
@@ -54,8 +74,11 @@ pub struct LibraryFlow {
     pub flow: Flow,
 }
 
+/// The hours every queue without `hours` has: always open.
+pub const ALWAYS_OPEN: &str = "24x7";
+
 /// A telephony-side queue.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     pub name: String,
@@ -66,6 +89,125 @@ pub struct QueueConfig {
     pub capacity: Option<usize>,
     #[serde(default)]
     pub outbound_caller_id: Option<String>,
+    /// The name or id of the queue's hours of operation ([`ALWAYS_OPEN`] when unset).
+    #[serde(default)]
+    pub hours: Option<String>,
+}
+
+/// Hours of operation: weekly open ranges in an IANA time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HoursConfig {
+    pub name: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub sunday: Vec<String>,
+    #[serde(default)]
+    pub monday: Vec<String>,
+    #[serde(default)]
+    pub tuesday: Vec<String>,
+    #[serde(default)]
+    pub wednesday: Vec<String>,
+    #[serde(default)]
+    pub thursday: Vec<String>,
+    #[serde(default)]
+    pub friday: Vec<String>,
+    #[serde(default)]
+    pub saturday: Vec<String>,
+}
+
+/// Hours of operation ready to be checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hours {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+    pub time_zone: chrono_tz::Tz,
+    /// Sunday = 0; overnight ranges are split at midnight.
+    pub open: Vec<OpenRange>,
+}
+
+impl Hours {
+    /// The interpreter's view at `now_ms`: the ranges with the UTC offset in force then.
+    pub fn at(&self, now_ms: i64) -> HoursOfOperation {
+        use chrono::Offset as _;
+        use chrono::TimeZone as _;
+        let utc = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default().naive_utc();
+        let offset = self.time_zone.offset_from_utc_datetime(&utc).fix().local_minus_utc() / 60;
+        HoursOfOperation {
+            id: self.id.clone(),
+            arn: self.arn.clone(),
+            utc_offset_minutes: offset,
+            open: self.open.clone(),
+            override_open: None,
+        }
+    }
+
+    /// Whether the hours are open at `now_ms`.
+    pub fn is_open(&self, now_ms: i64) -> bool {
+        self.at(now_ms).is_open(now_ms)
+    }
+}
+
+/// A telephony-side agent (a user with a routing profile).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub username: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub arn: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// The routing profile's queues (names or ids); empty: every queue.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// The routing profile's name (for the CTR).
+    #[serde(default)]
+    pub routing_profile: Option<String>,
+}
+
+/// An agent of the library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub username: String,
+    pub id: String,
+    pub arn: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// Ids of the queues the agent takes contacts from.
+    pub queue_ids: Vec<String>,
+    pub routing_profile: String,
+}
+
+/// What a quick connect transfers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuickConnectType {
+    Queue,
+    Agent,
+    Phone,
+}
+
+/// A quick connect: a named transfer destination agents pick.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuickConnect {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: QuickConnectType,
+    /// A queue or agent (name or id), or an E.164 number.
+    pub target: String,
+    /// The transfer flow the new contact runs (queue and agent quick connects); without it the
+    /// contact goes straight to the queue or agent.
+    #[serde(default)]
+    pub flow: Option<String>,
 }
 
 /// An ARN bound to an external function.
@@ -93,6 +235,12 @@ struct FlowsToml {
     queues: Vec<QueueConfig>,
     #[serde(default)]
     functions: Vec<FunctionBinding>,
+    #[serde(default)]
+    hours: Vec<HoursConfig>,
+    #[serde(default)]
+    agents: Vec<AgentConfig>,
+    #[serde(default)]
+    quick_connects: Vec<QuickConnect>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +280,10 @@ pub struct FlowLibrary {
     numbers: BTreeMap<String, usize>,
     pub queues: Vec<QueueConfig>,
     pub functions: Vec<FunctionBinding>,
+    /// Hours of operation, the built-in [`ALWAYS_OPEN`] first.
+    pub hours: Vec<Hours>,
+    pub agents: Vec<Agent>,
+    pub quick_connects: Vec<QuickConnect>,
 }
 
 impl Default for FlowLibrary {
@@ -149,7 +301,29 @@ impl FlowLibrary {
             numbers: BTreeMap::new(),
             queues: Vec::new(),
             functions: Vec::new(),
+            hours: Vec::new(),
+            agents: Vec::new(),
+            quick_connects: Vec::new(),
         }
+        .with_always_open()
+    }
+
+    fn with_always_open(mut self) -> FlowLibrary {
+        let always = HoursConfig {
+            name: ALWAYS_OPEN.into(),
+            sunday: vec!["00:00-24:00".into()],
+            monday: vec!["00:00-24:00".into()],
+            tuesday: vec!["00:00-24:00".into()],
+            wednesday: vec!["00:00-24:00".into()],
+            thursday: vec!["00:00-24:00".into()],
+            friday: vec!["00:00-24:00".into()],
+            saturday: vec!["00:00-24:00".into()],
+            ..HoursConfig::default()
+        };
+        if let Ok(h) = self.build_hours(&always) {
+            self.hours.push(h);
+        }
+        self
     }
 
     /// Loads every `*.json` flow of `dir` and its `flows.toml`, if any.
@@ -194,9 +368,140 @@ impl FlowLibrary {
             lib.bind_number(&n.number, &n.flow)
                 .map_err(|message| LibraryError::Invalid { path: toml_path.clone(), message })?;
         }
-        lib.queues = config.queues;
+        let invalid = |message: String| LibraryError::Invalid { path: toml_path.clone(), message };
+        for h in &config.hours {
+            lib.add_hours(h).map_err(invalid)?;
+        }
+        for q in config.queues {
+            lib.add_queue(q);
+        }
+        lib.check_queue_hours().map_err(invalid)?;
+        for a in &config.agents {
+            lib.add_agent(a).map_err(invalid)?;
+        }
+        for qc in config.quick_connects {
+            lib.add_quick_connect(qc).map_err(invalid)?;
+        }
         lib.functions = config.functions;
         Ok(lib)
+    }
+
+    fn build_hours(&self, h: &HoursConfig) -> Result<Hours, String> {
+        let id = h.id.clone().unwrap_or_else(|| h.name.clone());
+        let zone = h.time_zone.as_deref().unwrap_or("UTC");
+        let time_zone: chrono_tz::Tz =
+            zone.parse().map_err(|_| format!("hours {:?}: {zone:?} is not an IANA time zone", h.name))?;
+        let mut open = Vec::new();
+        let days = [&h.sunday, &h.monday, &h.tuesday, &h.wednesday, &h.thursday, &h.friday, &h.saturday];
+        for (day, ranges) in days.into_iter().enumerate() {
+            for r in ranges {
+                let (start, end) = parse_range(r).ok_or_else(|| {
+                    format!("hours {:?}: {r:?} is not a range like \"09:00-17:00\"", h.name)
+                })?;
+                let day = day as u8;
+                if start < end {
+                    open.push(OpenRange { day, start_minute: start, end_minute: end });
+                } else {
+                    // Past midnight: the rest of the day, then the next morning.
+                    open.push(OpenRange { day, start_minute: start, end_minute: 1440 });
+                    open.push(OpenRange { day: (day + 1) % 7, start_minute: 0, end_minute: end });
+                }
+            }
+        }
+        let arn = format!("{}/operating-hours/{id}", self.instance_arn);
+        Ok(Hours { name: h.name.clone(), id, arn, time_zone, open })
+    }
+
+    /// Adds (or replaces, by name) hours of operation.
+    pub fn add_hours(&mut self, h: &HoursConfig) -> Result<(), String> {
+        let hours = self.build_hours(h)?;
+        self.hours.retain(|x| x.name != hours.name && x.id != hours.id);
+        self.hours.push(hours);
+        Ok(())
+    }
+
+    /// Hours by name or id.
+    pub fn hours(&self, key: &str) -> Option<&Hours> {
+        self.hours.iter().find(|h| h.name == key || h.id == key || h.arn == key)
+    }
+
+    /// The hours of a queue: its own, or [`ALWAYS_OPEN`].
+    pub fn queue_hours(&self, q: &QueueConfig) -> Option<&Hours> {
+        self.hours(q.hours.as_deref().unwrap_or(ALWAYS_OPEN))
+    }
+
+    fn check_queue_hours(&self) -> Result<(), String> {
+        for q in &self.queues {
+            if let Some(h) = &q.hours {
+                if self.hours(h).is_none() {
+                    return Err(format!("queue {:?}: no hours named {h:?}", q.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A queue by name, id or ARN.
+    pub fn queue(&self, key: &str) -> Option<&QueueConfig> {
+        self.queues.iter().find(|q| q.name == key || q.id == key || self.queue_arn(q) == key)
+    }
+
+    /// Adds (or replaces, by username) an agent; its queues must exist.
+    pub fn add_agent(&mut self, a: &AgentConfig) -> Result<(), String> {
+        let id = a.id.clone().unwrap_or_else(|| a.username.clone());
+        let arn = a.arn.clone().unwrap_or_else(|| format!("{}/agent/{id}", self.instance_arn));
+        let mut queue_ids = Vec::new();
+        for key in &a.queues {
+            let q = self.queue(key).ok_or_else(|| format!("agent {:?}: no queue {key:?}", a.username))?;
+            queue_ids.push(q.id.clone());
+        }
+        let (first, last) = a.username.split_once(['.', ' ']).unwrap_or((&a.username, ""));
+        let agent = Agent {
+            username: a.username.clone(),
+            id,
+            arn,
+            first_name: a.first_name.clone().unwrap_or_else(|| first.to_string()),
+            last_name: a.last_name.clone().unwrap_or_else(|| last.to_string()),
+            queue_ids,
+            routing_profile: a.routing_profile.clone().unwrap_or_else(|| "Basic Routing Profile".into()),
+        };
+        self.agents.retain(|x| x.username != agent.username && x.id != agent.id);
+        self.agents.push(agent);
+        Ok(())
+    }
+
+    /// An agent by username, id or ARN.
+    pub fn agent(&self, key: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.username == key || a.id == key || a.arn == key)
+    }
+
+    /// Whether `agent` takes contacts from the queue `queue_id`.
+    pub fn serves(&self, agent: &Agent, queue_id: &str) -> bool {
+        agent.queue_ids.is_empty() || agent.queue_ids.iter().any(|q| q == queue_id)
+    }
+
+    /// Adds (or replaces, by name) a quick connect; its target and flow must exist.
+    pub fn add_quick_connect(&mut self, qc: QuickConnect) -> Result<(), String> {
+        let ok = match qc.kind {
+            QuickConnectType::Queue => self.queue(&qc.target).is_some(),
+            QuickConnectType::Agent => self.agent(&qc.target).is_some(),
+            QuickConnectType::Phone => voxbridge_flows::phone::is_e164(&qc.target),
+        };
+        if !ok {
+            return Err(format!("quick connect {:?}: no {:?} target {:?}", qc.name, qc.kind, qc.target));
+        }
+        if let Some(f) = &qc.flow {
+            if self.get(f).is_none() {
+                return Err(format!("quick connect {:?}: no flow named {f:?}", qc.name));
+            }
+        }
+        self.quick_connects.retain(|x| x.name != qc.name);
+        self.quick_connects.push(qc);
+        Ok(())
+    }
+
+    pub fn quick_connect(&self, name: &str) -> Option<&QuickConnect> {
+        self.quick_connects.iter().find(|q| q.name == name)
     }
 
     /// Adds a flow under `name` (and `id`, default the name). Names and ids must be unique.
@@ -269,6 +574,18 @@ impl FlowLibrary {
     pub fn queue_arn(&self, q: &QueueConfig) -> String {
         q.arn.clone().unwrap_or_else(|| format!("{}/queue/{}", self.instance_arn, q.id))
     }
+}
+
+/// `"09:00-17:30"` → minutes `(540, 1050)`; `24:00` is the end of the day.
+fn parse_range(text: &str) -> Option<(u16, u16)> {
+    let (a, b) = text.trim().split_once('-')?;
+    let minute = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
+        (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+    };
+    let (start, end) = (minute(a)?, minute(b)?);
+    (start != end && start < 1440).then_some((start, end))
 }
 
 /// The flow name a file gets by default: `Sample_SCV_Inbound_Flow.json` → `Sample SCV Inbound Flow`.

@@ -28,6 +28,26 @@ pub struct ContactTimeline {
     pub disconnect_ms: i64,
     pub disconnect_reason: Option<String>,
     pub recording: bool,
+    /// The agent the contact was connected to.
+    pub agent: Option<AgentVisit>,
+    /// The contact an agent transferred this one to.
+    pub next_contact_id: Option<String>,
+    pub transfer_completed_ms: Option<i64>,
+    /// The number an agent transferred the contact to.
+    pub transferred_to_endpoint: Option<Endpoint>,
+}
+
+/// The agent a contact was connected to, and the holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentVisit {
+    pub arn: String,
+    pub username: String,
+    pub routing_profile: String,
+    pub connected_ms: i64,
+    pub number_of_holds: u32,
+    /// Total time on hold, in milliseconds.
+    pub hold_ms: i64,
+    pub longest_hold_ms: i64,
 }
 
 /// The queue the contact waited in.
@@ -37,6 +57,8 @@ pub struct QueueVisit {
     pub arn: String,
     pub enqueue_ms: i64,
     pub dequeue_ms: Option<i64>,
+    /// `STANDARD`, or `AGENT` for an agent's own queue.
+    pub queue_type: &'static str,
 }
 
 /// `DisconnectReason` of a contact whose flow ended this way (and, for `Queued`, the caller
@@ -92,11 +114,31 @@ pub fn contact_trace_record(t: &ContactTimeline) -> Value {
             "Name": q.name,
         })
     });
+    let agent = t.agent.as_ref().map_or(Value::Null, |a| {
+        let routing_profile_id = a.routing_profile.replace(' ', "-").to_ascii_lowercase();
+        json!({
+            "ARN": a.arn,
+            "AfterContactWorkDuration": null,
+            "AfterContactWorkEndTimestamp": null,
+            "AfterContactWorkStartTimestamp": null,
+            "AgentInteractionDuration": ((t.disconnect_ms - a.connected_ms - a.hold_ms).max(0) / 1000),
+            "ConnectedToAgentTimestamp": ctr_time(a.connected_ms),
+            "CustomerHoldDuration": a.hold_ms / 1000,
+            "HierarchyGroups": null,
+            "LongestHoldDuration": a.longest_hold_ms / 1000,
+            "NumberOfHolds": a.number_of_holds,
+            "RoutingProfile": {
+                "ARN": format!("{}/routing-profile/{routing_profile_id}", t.instance_arn),
+                "Name": a.routing_profile,
+            },
+            "Username": a.username,
+        })
+    });
     json!({
         "AWSAccountId": account(&t.instance_arn),
         "AWSContactTraceRecordFormatVersion": "2017-03-10",
-        "Agent": null,
-        "AgentConnectionAttempts": 0,
+        "Agent": agent,
+        "AgentConnectionAttempts": u32::from(t.agent.is_some()),
         "Attributes": attributes,
         "Channel": t.channel,
         "ConnectedToSystemTimestamp": t.connected_to_system_ms.map(ctr_time),
@@ -110,7 +152,7 @@ pub fn contact_trace_record(t: &ContactTimeline) -> Value {
         "InstanceARN": t.instance_arn,
         "LastUpdateTimestamp": ctr_time(t.disconnect_ms),
         "MediaStreams": [{"Type": "AUDIO"}],
-        "NextContactId": null,
+        "NextContactId": t.next_contact_id,
         "PreviousContactId": t.previous_contact_id,
         "Queue": queue,
         "Recording": null,
@@ -118,60 +160,68 @@ pub fn contact_trace_record(t: &ContactTimeline) -> Value {
         "RelatedContactId": null,
         "ScheduledTimestamp": null,
         "SystemEndpoint": endpoint(&t.system_endpoint),
-        "TransferCompletedTimestamp": null,
-        "TransferredToEndpoint": null,
+        "TransferCompletedTimestamp": t.transfer_completed_ms.map(ctr_time),
+        "TransferredToEndpoint": endpoint(&t.transferred_to_endpoint),
     })
 }
 
-/// The contact events of the timeline, in order: INITIATED, CONNECTED_TO_SYSTEM, QUEUED (if
-/// queued), DISCONNECTED. `ids` supplies each envelope's `id`.
+/// One contact event of the timeline (as it stands at `at_ms`): `INITIATED`,
+/// `CONNECTED_TO_SYSTEM`, `QUEUED`, `CONNECTED_TO_AGENT` or `DISCONNECTED`, with the detail
+/// fields known by then. `id` is the envelope's `id`.
+pub fn contact_event(t: &ContactTimeline, event_type: &str, at_ms: i64, id: String) -> Value {
+    let mut detail = json!({
+        "eventType": event_type,
+        "contactId": t.contact_id,
+        "initialContactId": t.initial_contact_id,
+        "channel": t.channel,
+        "instanceArn": t.instance_arn,
+        "initiationMethod": t.initiation_method,
+        "initiationTimestamp": event_time(t.initiation_ms),
+    });
+    if let Some(p) = &t.previous_contact_id {
+        detail["previousContactId"] = json!(p);
+    }
+    let after_system = event_type != "INITIATED";
+    if let (Some(c), true) = (t.connected_to_system_ms, after_system) {
+        detail["connectedToSystemTimestamp"] = json!(event_time(c));
+    }
+    if let (Some(q), true) = (&t.queue, after_system && event_type != "CONNECTED_TO_SYSTEM") {
+        detail["queueInfo"] = json!({"queueArn": q.arn, "queueType": q.queue_type, "enqueueTimestamp": event_time(q.enqueue_ms)});
+    }
+    if let (Some(a), true) = (&t.agent, matches!(event_type, "CONNECTED_TO_AGENT" | "DISCONNECTED")) {
+        detail["agentInfo"] =
+            json!({"agentArn": a.arn, "connectedToAgentTimestamp": event_time(a.connected_ms)});
+    }
+    if event_type == "DISCONNECTED" {
+        detail["disconnectTimestamp"] = json!(event_time(t.disconnect_ms));
+    }
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "Amazon Connect Contact Event",
+        "source": "aws.connect",
+        "account": account(&t.instance_arn),
+        "time": ctr_time(at_ms),
+        "region": region(&t.instance_arn),
+        "resources": [t.instance_arn, format!("{}/contact/{}", t.instance_arn, t.contact_id)],
+        "detail": detail,
+    })
+}
+
+/// The contact events of a finished timeline, in order: INITIATED, CONNECTED_TO_SYSTEM,
+/// QUEUED (if queued), CONNECTED_TO_AGENT (if an agent took it), DISCONNECTED. `ids` supplies
+/// each envelope's `id`.
 pub fn contact_events(t: &ContactTimeline, mut ids: impl FnMut() -> String) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut push = |event_type: &str, at_ms: i64, extra: Value| {
-        let mut detail = json!({
-            "eventType": event_type,
-            "contactId": t.contact_id,
-            "initialContactId": t.initial_contact_id,
-            "channel": t.channel,
-            "instanceArn": t.instance_arn,
-            "initiationMethod": t.initiation_method,
-            "initiationTimestamp": event_time(t.initiation_ms),
-        });
-        if let Some(p) = &t.previous_contact_id {
-            detail["previousContactId"] = json!(p);
-        }
-        if let (Value::Object(d), Value::Object(e)) = (&mut detail, extra) {
-            d.extend(e);
-        }
-        out.push(json!({
-            "version": "0",
-            "id": ids(),
-            "detail-type": "Amazon Connect Contact Event",
-            "source": "aws.connect",
-            "account": account(&t.instance_arn),
-            "time": ctr_time(at_ms),
-            "region": region(&t.instance_arn),
-            "resources": [t.instance_arn, format!("{}/contact/{}", t.instance_arn, t.contact_id)],
-            "detail": detail,
-        }));
-    };
-    push("INITIATED", t.initiation_ms, json!({}));
+    let mut out = vec![contact_event(t, "INITIATED", t.initiation_ms, ids())];
     if let Some(c) = t.connected_to_system_ms {
-        push("CONNECTED_TO_SYSTEM", c, json!({"connectedToSystemTimestamp": event_time(c)}));
+        out.push(contact_event(t, "CONNECTED_TO_SYSTEM", c, ids()));
     }
-    let queue_info = t.queue.as_ref().map(
-        |q| json!({"queueArn": q.arn, "queueType": "STANDARD", "enqueueTimestamp": event_time(q.enqueue_ms)}),
-    );
-    if let (Some(q), Some(info)) = (&t.queue, &queue_info) {
-        push("QUEUED", q.enqueue_ms, json!({"queueInfo": info}));
+    if let Some(q) = &t.queue {
+        out.push(contact_event(t, "QUEUED", q.enqueue_ms, ids()));
     }
-    let mut disconnected = json!({"disconnectTimestamp": event_time(t.disconnect_ms)});
-    if let Some(c) = t.connected_to_system_ms {
-        disconnected["connectedToSystemTimestamp"] = json!(event_time(c));
+    if let Some(a) = &t.agent {
+        out.push(contact_event(t, "CONNECTED_TO_AGENT", a.connected_ms, ids()));
     }
-    if let Some(info) = queue_info {
-        disconnected["queueInfo"] = info;
-    }
-    push("DISCONNECTED", t.disconnect_ms, disconnected);
+    out.push(contact_event(t, "DISCONNECTED", t.disconnect_ms, ids()));
     out
 }

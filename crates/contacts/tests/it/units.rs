@@ -24,7 +24,7 @@ fn caller_scripts_parse() {
     assert_eq!(CallerScript::parse("").unwrap().remaining(), 0);
     assert!(CallerScript::parse("12a").unwrap_err().contains("'a' is not a phone key"));
     assert!(CallerScript::parse("wx:1").is_err());
-    assert!(CallerScript::parse("w5").is_err());
+    assert!(CallerScript::parse("wx").is_err());
 }
 
 #[test]
@@ -68,10 +68,15 @@ fn timeline() -> ContactTimeline {
             arn: "arn:aws:connect:us-east-1:123456789012:instance/i/queue/q".into(),
             enqueue_ms: 1_736_960_405_500,
             dequeue_ms: Some(1_736_960_465_000),
+            queue_type: "STANDARD",
         }),
         disconnect_ms: 1_736_960_465_000,
         disconnect_reason: Some("CUSTOMER_DISCONNECT".into()),
         recording: false,
+        agent: None,
+        next_contact_id: None,
+        transfer_completed_ms: None,
+        transferred_to_endpoint: None,
     }
 }
 
