@@ -8,6 +8,35 @@
 //! and logs in again once when the API answers 401 (the session was revoked or timed out
 //! early). Its `get`/`post`/`patch`/`delete` helpers answer the status and the JSON body;
 //! what a non-2xx answer means is the caller's business.
+//!
+//! [`InvokeSalesforceRestApi`] is the guide's `InvokeSalesforceRestApiFunction`: flows create,
+//! update and query CRM records with it. [`build_request`] is its sans-IO half — from the
+//! `ContactFlowEvent`'s parameters (`methodName` and the method's own) it builds the request —
+//! and [`shape_answer`] turns the API's answer into the function's:
+//!
+//! | `methodName` | request | answer |
+//! | --- | --- | --- |
+//! | `createRecord` | `POST sobjects/{objectApiName}`, the other parameters as fields | `{success, recordId}` |
+//! | `updateRecord` | `PATCH sobjects/{objectApiName}/{recordId}`, likewise | `{success}` |
+//! | `queryRecord` | `GET query?q=` `soql` with every `{key}` replaced by the parameter `key` | the first record without `attributes`; `{}` when none |
+//! | `searchRecord` | `GET search?q=` `sosl` | the first hit; `{}` when none |
+//! | `realtimeAlertEvent` | `POST sobjects/RealtimeAlertEvent`, the other parameters as fields | `{success, id, errors}` |
+//! | `uploadTranscript` | `POST connect/conversations/upload`, multipart: one `transcripts.txt` part per `[contactId, ndjson]` pair of `contactIdsPayloadMap` | the API's answer |
+//! | `fetchUploadIdsStatus` | `GET connect/conversations/upload?uploadId=a,b` from `uploadIds` (list or text) | the API's answer |
+//! | `retryCTRSync` | `GET query?q=` `soql` (default [`RETRY_CTR_SYNC_SOQL`]), every page | `{totalSize, records, resynced, status}` |
+//!
+//! Any non-2xx answer, or a 2xx one with `success: false`, fails the invocation (the
+//! flow's error branch) with the API's error code and message. The answer is flattened for
+//! flows, which read it as a flat string map ([`flatten`]: `records.0.Id`, `Account.Name`).
+//!
+//! Where Voxbridge departs from the reference Lambda: it substitutes every placeholder (the
+//! reference keeps only the last key's replacement) and escapes the values for a SOQL string
+//! literal; it sends `objectApiName` as given (the reference rewrites `VoiceCall` to
+//! `Voicecall`, which the API's case-insensitive names make needless) and refuses names that
+//! are not API names; `fetchUploadIdsStatus` sends the guide's `uploadId` parameter; a
+//! warm-up event answers without calling the API. The Field Service and outbound-number
+//! lookups (`SFSPhoneCallFlowQuery`, `fetchOutboundPhoneNumber`, `fetchAgentPhoneNumber`,
+//! `fetchDefaultVoicemailGreetingUrl`) are not built in: they fail as unsupported methods.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -433,4 +462,441 @@ pub fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------
+// InvokeSalesforceRestApiFunction
+// ---------------------------------------------------------------------------------------
+
+/// The reference name; flows' ARNs end with it.
+pub const NAME: &str = "InvokeSalesforceRestApiFunction";
+/// The placeholder flow templates may use for this function's ARN.
+pub const PLACEHOLDER: &str = "%%INVOKE_SALESFORCE_REST_API_FUNCTION_ARN%%";
+/// The query `retryCTRSync` runs when the event names none (the guide's example: calls the
+/// CTR sync never updated have no hold duration).
+pub const RETRY_CTR_SYNC_SOQL: &str =
+    "SELECT Id, VendorCallKey FROM VoiceCall WHERE CustomerHoldDuration = null";
+/// Pages of a `retryCTRSync` query followed at most (2,000 records each).
+const MAX_PAGES: usize = 50;
+
+/// Parameters that configure the call rather than name record fields.
+const NON_FIELD_NAMES: &[&str] =
+    &["methodName", "objectApiName", "recordId", "secretName", "accessTokenSecretName"];
+
+/// One CRM API request of the function, before it is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiRequest {
+    /// The reference `methodName`.
+    pub method_name: String,
+    pub http_method: HttpMethod,
+    /// Relative to the API version root (`sobjects/Case`, `query?q=…`).
+    pub path: String,
+    pub body: Body,
+}
+
+/// Builds the request the reference Lambda sends for `event` (`methodName` and the other
+/// `Details.Parameters`); `Err` is the message of the error the function fails with
+/// (unsupported method, missing or malformed parameter).
+pub fn build_request(event: &Value) -> Result<ApiRequest, String> {
+    let params = event
+        .get("Details")
+        .and_then(|d| d.get("Parameters"))
+        .and_then(Value::as_object)
+        .ok_or("the event has no Details.Parameters")?;
+    let method_name = text(params.get("methodName")).unwrap_or_default();
+    let need = |k: &str| {
+        text(params.get(k))
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| format!("{method_name}: the parameter `{k}` is missing"))
+    };
+    let req = |http_method, path: String, body| ApiRequest {
+        method_name: method_name.clone(),
+        http_method,
+        path,
+        body,
+    };
+    let fields = |skip: &[&str]| -> Map {
+        params
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    match method_name.as_str() {
+        "createRecord" => {
+            let object = api_name(&need("objectApiName")?, "objectApiName")?;
+            Ok(req(
+                HttpMethod::Post,
+                format!("sobjects/{object}"),
+                Body::Json(Value::Object(fields(NON_FIELD_NAMES))),
+            ))
+        }
+        "updateRecord" => {
+            let object = api_name(&need("objectApiName")?, "objectApiName")?;
+            let id = api_name(&need("recordId")?, "recordId")?;
+            Ok(req(
+                HttpMethod::Patch,
+                format!("sobjects/{object}/{id}"),
+                Body::Json(Value::Object(fields(NON_FIELD_NAMES))),
+            ))
+        }
+        "queryRecord" => {
+            let soql = substitute(&need("soql")?, params);
+            Ok(req(HttpMethod::Get, format!("query?q={}", percent_encode(&soql)), Body::Empty))
+        }
+        "searchRecord" => {
+            // SOSL's own braces (`FIND {term}`) rule out placeholder substitution here.
+            let sosl = need("sosl")?;
+            Ok(req(HttpMethod::Get, format!("search?q={}", percent_encode(&sosl)), Body::Empty))
+        }
+        "realtimeAlertEvent" => Ok(req(
+            HttpMethod::Post,
+            "sobjects/RealtimeAlertEvent".into(),
+            Body::Json(Value::Object(fields(&["methodName", "secretName", "accessTokenSecretName"]))),
+        )),
+        "uploadTranscript" => {
+            let parts = transcript_parts(params.get("contactIdsPayloadMap"))?;
+            Ok(req(HttpMethod::Post, "connect/conversations/upload".into(), Body::Multipart(parts)))
+        }
+        "fetchUploadIdsStatus" => {
+            let ids = upload_ids(params.get("uploadIds"))?;
+            // The guide's parameter is `uploadId`, a comma-separated list.
+            Ok(req(
+                HttpMethod::Get,
+                format!("connect/conversations/upload?uploadId={}", percent_encode(&ids.join(","))),
+                Body::Empty,
+            ))
+        }
+        "retryCTRSync" => {
+            let soql = text(params.get("soql"))
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| substitute(&s, params))
+                .unwrap_or_else(|| RETRY_CTR_SYNC_SOQL.to_string());
+            Ok(req(HttpMethod::Get, format!("query?q={}", percent_encode(&soql)), Body::Empty))
+        }
+        "" => Err("Unsupported method: the parameter `methodName` is missing".into()),
+        other => Err(format!("Unsupported method: {other}")),
+    }
+}
+
+type Map = serde_json::Map<String, Value>;
+
+/// A scalar parameter as text (flows send text; other functions may send numbers).
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// An sObject name or record id, which become path segments: letters, digits and `_` only.
+fn api_name(s: &str, param: &str) -> Result<String, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(s.to_string())
+    } else {
+        Err(format!("the parameter `{param}` must be an API name or id (letters, digits, _), not {s:?}"))
+    }
+}
+
+/// Replaces every `{key}` in `soql` whose key is a parameter with that parameter's value,
+/// escaped for a SOQL string literal (`\` and `'`), so a caller's input cannot end the quoted
+/// value and change the query. One pass: substituted text is not searched again; unknown
+/// placeholders stay as they are.
+pub fn substitute(soql: &str, params: &Map) -> String {
+    let mut out = String::with_capacity(soql.len());
+    let mut rest = soql;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let key = &after[..close];
+            let value = (key != "soql").then(|| text(params.get(key))).flatten()?;
+            Some((close, value))
+        });
+        match value {
+            Some((close, value)) => {
+                out.push_str(&soql_escape(&value));
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `s` escaped for the inside of a SOQL string literal.
+pub fn soql_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `contactIdsPayloadMap`: JSON text (or the array itself) of `[[contactId, ndjson], …]`,
+/// one part per contact named by its id, with the reference's file name.
+fn transcript_parts(v: Option<&Value>) -> Result<Vec<Part>, String> {
+    let bad = || {
+        "uploadTranscript: `contactIdsPayloadMap` must be a JSON list of [contactId, transcript] pairs"
+            .to_string()
+    };
+    let parsed;
+    let list = match v {
+        Some(Value::String(s)) => {
+            parsed = serde_json::from_str::<Value>(s).map_err(|_| bad())?;
+            &parsed
+        }
+        Some(v @ Value::Array(_)) => v,
+        _ => return Err(bad()),
+    };
+    let pairs = list.as_array().ok_or_else(bad)?;
+    let mut parts = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let (Some(id), Some(data)) = (pair.get(0).and_then(|v| text(Some(v))), pair.get(1)) else {
+            return Err(bad());
+        };
+        let data = match data {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if id.is_empty() {
+            return Err(bad());
+        }
+        // The same contact twice: the later transcript wins, as in the reference's Map.
+        parts.retain(|p: &Part| p.name != id);
+        parts.push(Part {
+            name: id,
+            filename: Some("transcripts.txt".into()),
+            content_type: "text/plain".into(),
+            data,
+        });
+    }
+    if parts.is_empty() {
+        return Err("uploadTranscript: `contactIdsPayloadMap` names no contact".into());
+    }
+    Ok(parts)
+}
+
+/// `uploadIds`: a list, JSON text of one, or comma-separated text.
+fn upload_ids(v: Option<&Value>) -> Result<Vec<String>, String> {
+    let items: Vec<String> = match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|v| text(Some(v))).collect(),
+        Some(Value::String(s)) if s.trim_start().starts_with('[') => serde_json::from_str::<Vec<Value>>(s)
+            .map_err(|_| "fetchUploadIdsStatus: `uploadIds` is not a JSON list".to_string())?
+            .iter()
+            .filter_map(|v| text(Some(v)))
+            .collect(),
+        Some(Value::String(s)) => s.split(',').map(str::to_string).collect(),
+        _ => Vec::new(),
+    };
+    let items: Vec<String> =
+        items.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if items.is_empty() {
+        return Err("fetchUploadIdsStatus: the parameter `uploadIds` is missing".into());
+    }
+    Ok(items)
+}
+
+/// The answer of `request` from the API's `response`, as the reference shapes it (before
+/// flattening); `Err` is the message the function fails with. Pure.
+pub fn shape_answer(request: &ApiRequest, response: &CrmResponse) -> Result<Value, String> {
+    let method = request.method_name.as_str();
+    if !response.is_success() {
+        return Err(format!("{method} failed with HTTP {}: {}", response.status, response.error_message()));
+    }
+    let body = &response.body;
+    // A 2xx answer that reports a failure (`success: false`) fails too.
+    if body.get("success") == Some(&Value::Bool(false)) {
+        return Err(format!("{method} failed: {}", errors_text(body)));
+    }
+    Ok(match method {
+        "createRecord" => {
+            json!({"success": true, "recordId": body.get("id").cloned().unwrap_or(Value::Null)})
+        }
+        "updateRecord" => json!({"success": true}),
+        "queryRecord" => match body.get("records").and_then(Value::as_array).and_then(|r| r.first()) {
+            Some(first) => without_attributes(first),
+            None => json!({}),
+        },
+        "searchRecord" => body
+            .get("searchRecords")
+            .and_then(Value::as_array)
+            .and_then(|r| r.first())
+            .cloned()
+            .unwrap_or(json!({})),
+        "realtimeAlertEvent" => json!({
+            "success": body.get("success").cloned().unwrap_or(Value::Bool(true)),
+            "id": body.get("id").cloned().unwrap_or(Value::Null),
+            "errors": body.get("errors").cloned().unwrap_or(json!([])),
+        }),
+        _ => body.clone(),
+    })
+}
+
+fn errors_text(body: &Value) -> String {
+    match body.get("errors").and_then(Value::as_array) {
+        Some(errors) if !errors.is_empty() => errors
+            .iter()
+            .map(|e| {
+                e.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| e.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "the API answered success: false".into(),
+    }
+}
+
+/// A query row without its `attributes` (at every level: related records have them too).
+fn without_attributes(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "attributes")
+                .map(|(k, v)| (k.clone(), without_attributes(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_attributes).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The calls `retryCTRSync` found: each VoiceCall's `Id` and `VendorCallKey` (the contact id
+/// its contact trace record is filed under).
+pub fn resync_candidates(records: &[Value]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let id = r.get("Id").and_then(Value::as_str)?;
+            let key = r.get("VendorCallKey").and_then(Value::as_str).unwrap_or_default();
+            Some((id.to_string(), key.to_string()))
+        })
+        .collect()
+}
+
+/// `v` as a flat string map for flows (the Lambda block's STRING_MAP): nested members become
+/// dotted keys, array items their index (`records.0.Id`, `Account.Name`), as the reference's
+/// `flat` does; `null` becomes `""` and empty lists and objects their JSON text (`[]`, `{}`),
+/// so every member is a scalar the flow can store. A non-object is wrapped as `{"result": v}`.
+pub fn flatten(v: &Value) -> Value {
+    let mut out = Map::new();
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                flatten_into(&mut out, k.clone(), v);
+            }
+        }
+        other => flatten_into(&mut out, "result".into(), other),
+    }
+    Value::Object(out)
+}
+
+fn flatten_into(out: &mut Map, key: String, v: &Value) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                flatten_into(out, format!("{key}.{k}"), v);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for (i, v) in a.iter().enumerate() {
+                flatten_into(out, format!("{key}.{i}"), v);
+            }
+        }
+        Value::Null => {
+            out.insert(key, Value::String(String::new()));
+        }
+        Value::Object(_) | Value::Array(_) => {
+            out.insert(key, Value::String(v.to_string()));
+        }
+        scalar => {
+            out.insert(key, scalar.clone());
+        }
+    }
+}
+
+/// The built-in function (see the module docs).
+#[derive(Debug, Clone)]
+pub struct InvokeSalesforceRestApi {
+    client: Arc<CrmClient>,
+}
+
+impl InvokeSalesforceRestApi {
+    pub fn new(client: Arc<CrmClient>) -> InvokeSalesforceRestApi {
+        InvokeSalesforceRestApi { client }
+    }
+
+    pub fn client(&self) -> &Arc<CrmClient> {
+        &self.client
+    }
+
+    /// The answer to `event` before flattening (what another function calling this one in
+    /// process wants: `conversationBulkUploadsResults` stays a list).
+    pub async fn answer(&self, event: &Value) -> Result<Value, FunctionError> {
+        let request = build_request(event).map_err(FunctionError::failed)?;
+        let response = self.client.send(request.http_method, &request.path, &request.body).await?;
+        if request.method_name == "retryCTRSync" {
+            return self.retry_ctr_sync(&request, response).await;
+        }
+        shape_answer(&request, &response).map_err(FunctionError::failed)
+    }
+
+    /// `retryCTRSync`, the guide's "Retry CTR Sync" in three steps: (1) query the VoiceCalls the
+    /// CTR sync never updated (every page); (2) fetch each one's contact trace record by its
+    /// VendorCallKey; (3) update the VoiceCall from it. Step 1 is done here and its calls are
+    /// answered as `records` (`Id`, `VendorCallKey`) with `totalSize`; steps 2 and 3 need the
+    /// contact-record store and the CTR sync's transform, so `resynced` is 0 and `status`
+    /// says `PENDING_RESYNC` until they are plugged in here.
+    async fn retry_ctr_sync(&self, request: &ApiRequest, first: CrmResponse) -> Result<Value, FunctionError> {
+        let mut response = first;
+        let mut records: Vec<Value> = Vec::new();
+        for _ in 0..MAX_PAGES {
+            shape_answer(request, &response).map_err(FunctionError::failed)?;
+            let page = response.body.get("records").and_then(Value::as_array).cloned().unwrap_or_default();
+            records.extend(page.iter().map(without_attributes));
+            let next = response.body.get("nextRecordsUrl").and_then(Value::as_str).map(str::to_string);
+            let Some(next) = next.filter(|_| response.body.get("done") == Some(&Value::Bool(false))) else {
+                break;
+            };
+            response = self.client.get(&next).await?;
+        }
+        if records.is_empty() {
+            return Ok(json!({}));
+        }
+        let candidates = resync_candidates(&records);
+        tracing::info!(calls = candidates.len(), "retryCTRSync: VoiceCalls without CTR fields");
+        Ok(json!({
+            "totalSize": records.len(),
+            "resynced": 0,
+            "status": "PENDING_RESYNC",
+            "records": records,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Function for InvokeSalesforceRestApi {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn invoke(&self, event: Value) -> Result<Value, FunctionError> {
+        if crate::is_warm_up(&event) {
+            return Ok(json!({"statusCode": 200, "message": "Keep Lambda Warm"}));
+        }
+        Ok(flatten(&self.answer(&event).await?))
+    }
 }
