@@ -333,6 +333,33 @@ fn contact_center(
     .map_err(anyhow::Error::msg)?;
     registry.register(Arc::new(function), FunctionOptions::default());
     registry.bind(telephony::PLACEHOLDER, telephony::NAME);
+    // InvokeSalesforceRestApiFunction calls this server's CRM REST API as the demo connected
+    // app's API user (JWT bearer login with the app's key from the data dir).
+    match setup.connected_app(None).filter(|a| a.private_key_file.is_some()) {
+        Some(app) if !app.users.is_empty() => {
+            let key_path = data.resolve(app.private_key_file.as_deref().unwrap_or_default());
+            let pem = std::fs::read_to_string(&key_path)
+                .with_context(|| format!("cannot read {}", key_path.display()))?;
+            let audience = config.login_audiences.first().cloned().unwrap_or_default();
+            let mut crm = voxbridge_functions::salesforce::CrmConfig::new(
+                base_url.trim_end_matches('/'),
+                &app.consumer_key,
+                &app.users[0],
+                audience,
+                pem,
+            );
+            crm.token_lifetime = std::time::Duration::from_secs(config.session_lifetime_secs);
+            let client = voxbridge_functions::salesforce::CrmClient::new(crm).map_err(anyhow::Error::msg)?;
+            let function = voxbridge_functions::salesforce::InvokeSalesforceRestApi::new(Arc::new(client));
+            registry.register(Arc::new(function), FunctionOptions::default());
+            registry
+                .bind(voxbridge_functions::salesforce::PLACEHOLDER, voxbridge_functions::salesforce::NAME);
+        }
+        _ => tracing::warn!(
+            "no connected app with a private key and a user in setup.json: flows cannot call \
+             InvokeSalesforceRestApiFunction"
+        ),
+    }
     register_external_functions(&library, &registry);
     for f in library.flows() {
         for d in validate_flow(&f.flow, &registry, Some(&library)) {
