@@ -861,21 +861,21 @@ impl Run<'_> {
             (None, Some(k)) => lib.agent(k).into_iter().cloned().collect(),
             (None, None) => lib.agents.iter().filter(|a| lib.serves(a, &queue_id)).cloned().collect(),
         };
+        let queue = self.leg.queue.as_ref().map(|q| q.name.clone()).unwrap_or_default();
         if let Some(k) = key {
-            if !candidates.iter().any(|a| a.username == k || a.id == k || a.arn == k) {
-                let queue = self.leg.queue.as_ref().map(|q| q.name.clone()).unwrap_or_default();
+            let serves = candidates.iter().any(|a| {
+                (a.username == k || a.id == k || a.arn == k)
+                    && (self.leg.agent_queue.is_some() || lib.serves(a, &queue_id))
+            });
+            if !serves {
                 return self.refuse(match lib.agent(k) {
                     Some(_) => format!("agent {k} does not take contacts from {queue}"),
                     None => format!("no agent {k}"),
                 });
             }
-            if self.leg.agent_queue.is_none() && lib.agent(k).is_some_and(|a| !lib.serves(a, &queue_id)) {
-                return self.refuse(format!("agent {k} does not take contacts from this queue"));
-            }
         }
         let contact_id = self.leg.state.contact_id.clone();
         let Some(agent) = candidates.into_iter().find(|a| self.center.claim_agent(&a.id, &contact_id)) else {
-            let queue = self.leg.queue.as_ref().map(|q| q.name.clone()).unwrap_or_default();
             return self.refuse(match key {
                 Some(k) => format!("agent {k} is on another contact"),
                 None => format!("no free agent takes contacts from {queue}"),

@@ -1,8 +1,12 @@
 //! Integration tests of voxbridge-contacts: the sample flows run as simulated contacts against
 //! a real Voxbridge server (the CRM half) over HTTP, flow library loading and validation, the
-//! caller script, queues and records.
+//! caller script, queues and records, hours of operation, agents and live calls.
 
+mod agents;
 mod harness;
+mod hours;
 mod library;
+mod live;
+
 mod simulate;
 mod units;
