@@ -13,6 +13,7 @@ mod crm_login;
 mod datadir;
 mod info;
 mod keys;
+mod metadata;
 mod provision;
 mod serve;
 mod token;
@@ -73,6 +74,10 @@ enum Command {
     /// Check contact flows (Amazon Connect exports).
     #[command(subcommand)]
     Flows(callsim::FlowsCommand),
+    /// Back up and restore call-center metadata (call centers, queues, routing map, phone
+    /// channels, routing definitions, custom fields) as files, e.g. around a sandbox refresh.
+    #[command(subcommand)]
+    Metadata(metadata::MetadataCommand),
 }
 
 #[derive(Debug, Args)]
@@ -376,6 +381,11 @@ fn run(cli: Cli) -> Result<()> {
             let config = load_config(&cli, None, None, None)?;
             init_logging("warn");
             callsim::call(command, &config)
+        }
+        Command::Metadata(command) => {
+            let config = load_config(&cli, None, None, None)?;
+            init_logging(&config.log_filter);
+            metadata::run(command, &config)
         }
         Command::Flows(command) => {
             if !callsim::flows(command)? {

@@ -6,6 +6,7 @@ mod commands;
 mod crash;
 mod crm_login;
 mod js_client;
+mod metadata;
 mod postgres;
 mod python_client;
 mod serving;

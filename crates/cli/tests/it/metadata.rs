@@ -1,0 +1,147 @@
+//! `voxbridge metadata retrieve|deploy`: an org's call-center metadata backed up as files,
+//! edited, and restored into another data dir's org (a refreshed sandbox), by key and with
+//! references resolved there.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::{fails, ok};
+
+fn read(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn write(path: &Path, v: &Value) {
+    std::fs::write(path, serde_json::to_string_pretty(v).unwrap()).unwrap();
+}
+
+/// The records of one type in a backup, by key.
+fn records(dir: &Path, sobject: &str) -> serde_json::Map<String, Value> {
+    let body = read(&dir.join(format!("{sobject}.json")));
+    assert_eq!(body["sobject"], sobject);
+    body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r["fields"].clone()))
+        .collect()
+}
+
+#[test]
+fn retrieve_then_deploy_into_a_refreshed_org() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["setup", "--data", "a"]);
+    let out = ok(dir, &["metadata", "retrieve", "--out", "backup", "--data", "a"]);
+    assert!(out.contains("Retrieved the metadata of org"), "{out}");
+    let backup = dir.join("backup");
+    let manifest = read(&backup.join("metadata.json"));
+    assert_eq!(manifest["version"], 1);
+    let setup_a = read(&dir.join("a/setup.json"));
+    assert_eq!(manifest["org"]["id"], setup_a["org"]["id"]);
+
+    // References are written by type and key, so they survive new ids.
+    let channels = records(&backup, "ConversationChannelDefinition");
+    let channel = &channels["+15550100100"];
+    assert_eq!(channel["CallCenterId"], json!({"$ref": {"sobject": "CallCenter", "key": "DemoCallCenter"}}));
+    assert_eq!(channel["FallbackQueueId"]["$ref"]["sobject"], "Group");
+    let queues = records(&backup, "Group");
+    assert!(queues.contains_key("Support") && queues.contains_key("Billing"), "{queues:?}");
+    let call_centers = records(&backup, "CallCenter");
+    let key_a = call_centers["DemoCallCenter"]["PublicKey"].as_str().unwrap().to_string();
+    assert!(key_a.contains("PUBLIC KEY"));
+    assert!(!records(&backup, "CustomField").is_empty());
+    assert!(!records(&backup, "FlowDefinitionView").is_empty());
+    for (_, map) in records(&backup, "CallCenterRoutingMap") {
+        assert!(map["ReferenceRecordId"].get("$ref").is_some(), "{map}");
+    }
+
+    // The admin adds a queue with its routing-map entry, relabels a routing definition, and
+    // maps an agent the refreshed org does not have.
+    let mut groups = read(&backup.join("Group.json"));
+    groups["records"].as_array_mut().unwrap().push(json!({"key": "Escalations",
+        "fields": {"Name": "Escalations", "DeveloperName": "Escalations", "Type": "Queue"}}));
+    write(&backup.join("Group.json"), &groups);
+    let mut maps = read(&backup.join("CallCenterRoutingMap.json"));
+    let cc = json!({"$ref": {"sobject": "CallCenter", "key": "DemoCallCenter"}});
+    maps["records"].as_array_mut().unwrap().extend([
+        json!({"key": "arn:aws:connect:us-east-1:1:instance/i/queue/esc", "fields": {"CallCenterId": cc,
+            "ReferenceRecordId": {"$ref": {"sobject": "Group", "key": "Escalations"}},
+            "ExternalId": "arn:aws:connect:us-east-1:1:instance/i/queue/esc"}}),
+        json!({"key": "arn:aws:connect:us-east-1:1:instance/i/agent/gone", "fields": {"CallCenterId": cc,
+            "ReferenceRecordId": {"$ref": {"sobject": "User", "key": "gone@example.com"}},
+            "ExternalId": "arn:aws:connect:us-east-1:1:instance/i/agent/gone"}}),
+    ]);
+    write(&backup.join("CallCenterRoutingMap.json"), &maps);
+    let mut routing = read(&backup.join("FlowDefinitionView.json"));
+    routing["records"][0]["fields"]["Label"] = json!("Relabelled");
+    let relabelled = routing["records"][0]["key"].as_str().unwrap().to_string();
+    write(&backup.join("FlowDefinitionView.json"), &routing);
+
+    // The refreshed org: another data dir, other ids, its own keys.
+    ok(dir, &["setup", "--data", "b"]);
+    ok(dir, &["metadata", "retrieve", "--out", "before", "--data", "b"]);
+    let key_b = records(&dir.join("before"), "CallCenter")["DemoCallCenter"]["PublicKey"].clone();
+    assert_ne!(key_b, json!(key_a));
+
+    let dry = ok(dir, &["metadata", "deploy", "backup", "--dry-run", "--data", "b"]);
+    assert!(dry.contains("Would deploy"), "{dry}");
+    ok(dir, &["metadata", "retrieve", "--out", "after-dry-run", "--data", "b"]);
+    assert_eq!(records(&dir.join("after-dry-run"), "Group"), records(&dir.join("before"), "Group"));
+
+    let out = ok(dir, &["metadata", "deploy", "backup", "--data", "b"]);
+    assert!(out.contains("Deployed the metadata of backup"), "{out}");
+    assert!(
+        out.contains("skipped CallCenterRoutingMap arn:aws:connect:us-east-1:1:instance/i/agent/gone"),
+        "{out}"
+    );
+    assert!(out.contains("Group                          1 created"), "{out}");
+
+    // setup.json is refreshed: the new queue, under its routing-map id.
+    let setup_b = read(&dir.join("b/setup.json"));
+    let esc = setup_b["queues"].as_array().unwrap().iter().find(|q| q["developer_name"] == "Escalations");
+    assert!(
+        esc.is_some_and(|q| q["external_ids"] == json!(["arn:aws:connect:us-east-1:1:instance/i/queue/esc"])),
+        "{setup_b}"
+    );
+
+    ok(dir, &["metadata", "retrieve", "--out", "after", "--data", "b"]);
+    let after = dir.join("after");
+    assert_eq!(records(&after, "Group"), records(&backup, "Group"));
+    assert_eq!(records(&after, "CustomField"), records(&backup, "CustomField"));
+    assert_eq!(records(&after, "FlowDefinitionView")[&relabelled]["Label"], "Relabelled");
+    let channel = &records(&after, "ConversationChannelDefinition")["+15550100100"];
+    assert_eq!(channel, &records(&backup, "ConversationChannelDefinition")["+15550100100"]);
+    let maps = records(&after, "CallCenterRoutingMap");
+    assert!(maps.contains_key("arn:aws:connect:us-east-1:1:instance/i/queue/esc"));
+    assert!(!maps.contains_key("arn:aws:connect:us-east-1:1:instance/i/agent/gone"));
+    // The call center keeps the key whose private half is in b's data dir.
+    assert_eq!(records(&after, "CallCenter")["DemoCallCenter"]["PublicKey"], key_b);
+
+    // Deploying again changes nothing.
+    let again = ok(dir, &["metadata", "deploy", "backup", "--data", "b"]);
+    assert!(again.contains("Group                          0 created, 0 updated, 3 unchanged"), "{again}");
+}
+
+#[test]
+fn deploy_refuses_what_is_not_a_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let err = fails(dir, &["metadata", "deploy", "nowhere", "--data", "a"], &[]);
+    assert!(err.contains("nowhere/metadata.json") && err.contains("metadata backup"), "{err}");
+
+    std::fs::create_dir(dir.join("bad")).unwrap();
+    write(&dir.join("bad/metadata.json"), &json!({"version": 1}));
+    write(&dir.join("bad/Group.json"), &json!({"sobject": "Group", "records": [{"fields": {}}]}));
+    let err = fails(dir, &["metadata", "deploy", "bad", "--data", "a"], &[]);
+    assert!(err.contains("needs a `key` and `fields`"), "{err}");
+
+    write(&dir.join("bad/metadata.json"), &json!({"version": 9}));
+    let err = fails(dir, &["metadata", "deploy", "bad", "--data", "a"], &[]);
+    assert!(err.contains("format version 9"), "{err}");
+
+    // Retrieving needs a data dir with an org.
+    let err = fails(dir, &["metadata", "retrieve", "--out", "x", "--data", "empty"], &[]);
+    assert!(err.contains("setup.json"), "{err}");
+}
