@@ -308,7 +308,7 @@ impl CrmClient {
         }
     }
 
-    /// How many times the client has logged in.
+    /// How many logins the client has sent that the server answered (refused ones too).
     pub fn logins(&self) -> u64 {
         self.logins.load(Ordering::Relaxed)
     }
