@@ -31,6 +31,12 @@ pub enum CallCommand {
     ///
     /// The server must run with `--flows DIR`.
     Simulate(SimulateArgs),
+    /// Place a live simulated call and drive it from the terminal: prompts and steps print as
+    /// they happen; type keys to answer prompts, and commands for the caller and the agent
+    /// (`help` lists them). End of input hangs up.
+    ///
+    /// The server must run with `--flows DIR`.
+    Interactive(crate::call_interactive::InteractiveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -41,8 +47,10 @@ pub struct SimulateArgs {
     /// The caller's number.
     #[arg(long, value_name = "NUMBER", default_value = "+14155550123")]
     from: String,
-    /// What the caller keys at each input prompt, comma-separated: `1,1234#`; an empty item
-    /// is silence, `w5:12` waits 5 s first, `hangup` hangs up.
+    /// The caller's and agent's steps, comma-separated: keys for each input prompt (`1,1234#`;
+    /// an empty item is silence, `w5:12` waits 5 s first), `w30` (30 s pass), `hangup`, and
+    /// agent steps once queued: `agent:connect[:NAME]`, `agent:hold`, `agent:resume`,
+    /// `agent:transfer:queue|agent|quick:NAME`, `agent:disconnect`.
     #[arg(long, value_name = "KEYS", default_value = "")]
     input: String,
     /// Print the contact's JSON event log instead of the step list.
@@ -78,7 +86,10 @@ pub struct ValidateArgs {
 
 /// `voxbridge call …`
 pub fn call(command: &CallCommand, config: &Config) -> Result<()> {
-    let CallCommand::Simulate(args) = command;
+    let args = match command {
+        CallCommand::Simulate(args) => args,
+        CallCommand::Interactive(args) => return crate::call_interactive::run(args, config),
+    };
     let data = DataDir::new(&config.data_dir);
     let setup = data.read_setup()?;
     let jwt = crate::token::mint(
@@ -131,56 +142,81 @@ pub fn render(log: &Value, verbose: bool) -> String {
         s(&log["flow"])
     );
     for step in log["steps"].as_array().into_iter().flatten() {
-        let at = s(&step["at"]);
-        let time = at.get(11..23).unwrap_or(&at).to_string();
-        let line = match step["type"].as_str().unwrap_or("") {
-            "flow" => format!("flow       {}", s(&step["flow"])),
-            "prompt" => {
-                let text = step
-                    .get("text")
-                    .or(step.get("ssml"))
-                    .or(step.get("promptId"))
-                    .cloned()
-                    .unwrap_or_default();
-                format!("prompt     {}", text)
-            }
-            "input" if step["timeout"] == true => {
-                format!("input      (silence, {} s)", step["waitedSeconds"])
-            }
-            "input" => format!("input      {}", s(&step["keys"])),
-            "function" => {
-                let name = step["function"].as_str().unwrap_or("(no function)");
-                let method = step["event"]["Details"]["Parameters"]["methodName"].as_str().unwrap_or("");
-                let outcome = match step.get("error") {
-                    Some(e) => format!("ERROR {}", s(e)),
-                    None => step.get("response").map(Value::to_string).unwrap_or_default(),
-                };
-                format!("function   {name} {method} -> {outcome} ({} ms)", step["durationMs"])
-            }
-            "attributes" => {
-                let set: Vec<String> = step["set"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect();
-                format!("attributes {}", set.join(" "))
-            }
-            "workingQueue" => format!("queue      working queue {}", s(&step["name"])),
-            "queue" => format!("queue      {}: {}", s(&step["name"]), s(&step["result"])),
-            "command" => format!("           {}", s(&step["command"])),
-            "hangUp" => "hang up    the caller hangs up".to_string(),
-            "disconnect" => format!("disconnect {}", s(&step["reason"])),
-            "warning" => format!("warning    {}", s(&step["message"])),
-            "error" => format!("error      {}", s(&step["message"])),
-            "action" | "note" if verbose => format!("  action   {}", s(&step["message"])),
-            _ => continue,
-        };
-        let _ = writeln!(out, "  {time}  {line}");
+        if let Some(line) = render_step(step, verbose) {
+            let _ = writeln!(out, "{line}");
+        }
     }
-    let _ = write!(out, "Result: {}", s(&log["disposition"]));
+    let _ = writeln!(out, "{}", summary(log));
+    out
+}
+
+/// One step of the event log as a line (`None` for flow actions unless `verbose`).
+pub fn render_step(step: &Value, verbose: bool) -> Option<String> {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let at = s(&step["at"]);
+    let time = at.get(11..23).unwrap_or(&at).to_string();
+    let line = match step["type"].as_str().unwrap_or("") {
+        "flow" => format!("flow       {}", s(&step["flow"])),
+        "prompt" => {
+            let text =
+                step.get("text").or(step.get("ssml")).or(step.get("promptId")).cloned().unwrap_or_default();
+            format!("prompt     {}", text)
+        }
+        "input" if step["timeout"] == true => {
+            format!("input      (silence, {} s)", step["waitedSeconds"])
+        }
+        "input" => format!("input      {}", s(&step["keys"])),
+        "function" => {
+            let name = step["function"].as_str().unwrap_or("(no function)");
+            let method = step["event"]["Details"]["Parameters"]["methodName"].as_str().unwrap_or("");
+            let outcome = match step.get("error") {
+                Some(e) => format!("ERROR {}", s(e)),
+                None => step.get("response").map(Value::to_string).unwrap_or_default(),
+            };
+            format!("function   {name} {method} -> {outcome} ({} ms)", step["durationMs"])
+        }
+        "attributes" => {
+            let set: Vec<String> = step["set"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect();
+            format!("attributes {}", set.join(" "))
+        }
+        "workingQueue" => format!("queue      working queue {}", s(&step["name"])),
+        "queue" => format!("queue      {}: {}", s(&step["name"]), s(&step["result"])),
+        "contact" => format!(
+            "contact    {} ({} from {})",
+            s(&step["contactId"]),
+            s(&step["initiationMethod"]),
+            s(&step["previousContactId"])
+        ),
+        "wait" => format!("wait       {} s", step["seconds"]),
+        "agent" => match step["detail"].as_str() {
+            Some(d) => format!("agent      {} {} {d}", s(&step["agent"]), s(&step["action"])),
+            None => format!("agent      {} {}", s(&step["agent"]), s(&step["action"])),
+        },
+        "command" => format!("           {}", s(&step["command"])),
+        "hangUp" => "hang up    the caller hangs up".to_string(),
+        "disconnect" => format!("disconnect {}", s(&step["reason"])),
+        "warning" => format!("warning    {}", s(&step["message"])),
+        "error" => format!("error      {}", s(&step["message"])),
+        "action" | "note" if verbose => format!("  action   {}", s(&step["message"])),
+        _ => return None,
+    };
+    Some(format!("  {time}  {line}"))
+}
+
+/// The last line of a finished call: how it ended, the queue, agent and VoiceCall.
+pub fn summary(log: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("Result: {}", log["disposition"].as_str().unwrap_or(""));
     if let Some(q) = log["queue"]["name"].as_str() {
         let _ = write!(out, " in {q}");
+    }
+    if let Some(a) = log["agent"].as_str() {
+        let _ = write!(out, "; agent {a}");
     }
     match log["voiceCallId"].as_str() {
         Some(id) => {
@@ -188,7 +224,7 @@ pub fn render(log: &Value, verbose: bool) -> String {
         }
         None => out.push_str("; no VoiceCall"),
     }
-    let _ = writeln!(out, "; disconnect reason {}", s(&log["disconnectReason"]));
+    let _ = write!(out, "; disconnect reason {}", log["disconnectReason"].as_str().unwrap_or(""));
     out
 }
 

@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_crm;
+mod call_interactive;
 mod calls;
 mod callsim;
 mod config;

@@ -1,9 +1,15 @@
 //! `serve --flows DIR` with the sample flows, `call simulate` against it (the VoiceCall is
-//! created through the Telephony Integration API of the same server), and `flows validate`.
+//! created through the Telephony Integration API of the same server), agents on scripted
+//! calls, live calls over HTTP and `call interactive` driven through standard input, and
+//! `flows validate`.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::serving::Server;
 use crate::{fails, ok};
@@ -78,4 +84,180 @@ fn flows_validate_prints_diagnostics_and_fails_on_errors() {
     let out = crate::run(dir.path(), &["flows", "validate", legacy.to_str().unwrap()], &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("legacy"));
+}
+
+/// A bare HTTP/1.1 request with a fresh token of the demo call center; status and JSON body.
+fn request(dir: &std::path::Path, addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let token = ok(dir, &["token", "--data", "data"]);
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        token.trim(),
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (head, payload) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, serde_json::from_str(payload).unwrap_or(Value::String(payload.to_string())))
+}
+
+#[test]
+fn agents_take_scripted_live_and_interactive_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = sample_flows(dir.path());
+    let flows = flows.to_str().unwrap();
+    let mut server =
+        Server::start(dir.path(), &["serve", "--data", "data", "--http", "127.0.0.1:0", "--flows", flows]);
+    let addr = server.wait_for("listening on http://");
+    server.wait_for("  Call simulator: ");
+    let url = format!("http://{addr}");
+    let ada = "ada@demo.voxbridge.local";
+
+    // A scripted call: the demo org's agents take contacts from its queues.
+    let script = "agent:connect,w30,agent:hold,w10,agent:resume,w5,agent:disconnect";
+    let text = ok(
+        dir.path(),
+        &["call", "simulate", "--data", "data", "--url", &url, "--to", "+15550100100", "--input", script],
+    );
+    assert!(text.contains(&format!("agent      {ada} connect")), "{text}");
+    assert!(text.contains(&format!("agent      {ada} hold")), "{text}");
+    assert!(text.contains("wait       10 s"), "{text}");
+    assert!(
+        text.contains(&format!("Result: QUEUED in Support; agent {ada}; VoiceCall 0LQ"))
+            && text.trim_end().ends_with("disconnect reason AGENT_DISCONNECT"),
+        "{text}"
+    );
+
+    // A live call over HTTP.
+    let (status, body) = request(
+        dir.path(),
+        &addr,
+        "POST",
+        "/simulator/v1/calls",
+        Some(json!({"to": "+15550100100", "from": "+14155550123", "live": true})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["contactId"].as_str().unwrap().to_string();
+    assert_eq!(body["state"], "waiting");
+    assert_eq!(body["waiting"], json!({"for": "agent", "queue": "Support"}));
+    assert!(body["steps"].as_array().unwrap().iter().any(|s| s["type"] == "function"), "{body}");
+    let contact = format!("/simulator/v1/contacts/{id}");
+
+    let refusals = [
+        ("agent", json!({"action": "hold"}), 409, "INVALID_STATE", "not with an agent"),
+        ("agent", json!({"action": "dance"}), 400, "INVALID_FIELD_VALUE", "use connect"),
+        (
+            "agent",
+            json!({"action": "transfer", "queue": "Billing", "agent": ada}),
+            400,
+            "INVALID_FIELD_VALUE",
+            "exactly one",
+        ),
+        ("agent", json!({"action": "connect", "agent": "nobody"}), 409, "INVALID_STATE", "no agent nobody"),
+        ("input", json!({"digits": "1", "wait": 3}), 400, "INVALID_FIELD_VALUE", "exactly one"),
+        ("input", json!({"digits": "12a"}), 400, "INVALID_FIELD_VALUE", "not a phone key"),
+        ("input", json!({"shout": true}), 400, "MALFORMED_REQUEST", "unknown field"),
+    ];
+    for (path, body, code, error, message) in refusals {
+        let (status, answer) =
+            request(dir.path(), &addr, "POST", &format!("{contact}/{path}"), Some(body.clone()));
+        assert_eq!(status, code, "{body}: {answer}");
+        assert_eq!(answer["errorCode"], error, "{body}: {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(message), "{body}: {answer}");
+    }
+    let (status, view) =
+        request(dir.path(), &addr, "POST", &format!("{contact}/input"), Some(json!({"wait": 15})));
+    assert_eq!(status, 200, "{view}");
+    let (status, view) = request(
+        dir.path(),
+        &addr,
+        "POST",
+        &format!("{contact}/agent"),
+        Some(json!({"action": "connect", "agent": "grace@demo.voxbridge.local"})),
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        view["waiting"],
+        json!({"for": "talking", "agent": "grace@demo.voxbridge.local", "onHold": false})
+    );
+    let (status, view) = request(dir.path(), &addr, "GET", &contact, None);
+    assert_eq!((status, view["state"].as_str()), (200, Some("waiting")));
+    assert_eq!(view["contactEvents"].as_array().unwrap().len(), 4);
+    let (_, view) = request(
+        dir.path(),
+        &addr,
+        "POST",
+        &format!("{contact}/agent"),
+        Some(json!({"action": "disconnect"})),
+    );
+    assert_eq!(view["state"], "ended");
+    assert_eq!(view["result"]["disconnectReason"], "AGENT_DISCONNECT");
+    assert_eq!(view["result"]["ctr"]["Queue"]["Duration"], 15);
+    assert_eq!(view["result"]["ctr"]["Agent"]["Username"], "grace@demo.voxbridge.local");
+    let (status, answer) =
+        request(dir.path(), &addr, "POST", &format!("{contact}/input"), Some(json!({"hangup": true})));
+    assert_eq!(status, 409, "{answer}");
+    let (status, _) = request(dir.path(), &addr, "GET", "/simulator/v1/contacts/nope", None);
+    assert_eq!(status, 404);
+    let (status, answer) = request(
+        dir.path(),
+        &addr,
+        "POST",
+        "/simulator/v1/calls",
+        Some(json!({"to": "+15550100100", "from": "+14155550123", "live": true, "input": "1"})),
+    );
+    assert_eq!(status, 400, "{answer}");
+
+    // `call interactive` driven through standard input.
+    let help = ok(dir.path(), &["call", "interactive", "--help"]);
+    assert!(help.contains("live simulated call") && help.contains("--to"), "{help}");
+    let mut child = crate::voxbridge(
+        dir.path(),
+        &["call", "interactive", "--data", "data", "--url", &url, "--to", "+15550100100"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let commands = "wait 20\nhold\nagent connect\ndance\nhold\nwait 5\nresume\ndisconnect\n";
+    child.stdin.take().unwrap().write_all(commands.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("(live; type help for the commands)"), "{text}");
+    assert!(text.contains("function   InvokeTelephonyIntegrationApiFunction createVoiceCall"), "{text}");
+    assert!(text.contains("> in queue Support, waiting for an agent"), "{text}");
+    assert!(text.contains("! agent hold: the contact is waiting in queue, not with an agent"), "{text}");
+    assert!(text.contains("! \"dance\" is not a command"), "{text}");
+    assert!(text.contains(&format!("agent      {ada} connect")), "{text}");
+    assert!(text.contains(&format!("> on hold with {ada}")), "{text}");
+    assert!(text.contains("wait       20 s"), "{text}");
+    assert!(
+        text.contains(&format!("Result: QUEUED in Support; agent {ada}; VoiceCall 0LQ"))
+            && text.trim_end().ends_with("disconnect reason AGENT_DISCONNECT"),
+        "{text}"
+    );
+
+    // The end of input hangs up.
+    let child = crate::voxbridge(
+        dir.path(),
+        &["call", "interactive", "--data", "data", "--url", &url, "--to", "+15550100100"],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("hang up    the caller hangs up") && text.contains("CUSTOMER_DISCONNECT"),
+        "{text}"
+    );
 }
