@@ -24,6 +24,7 @@
 //! | `uploadTranscript` | `POST connect/conversations/upload`, multipart: one `transcripts.txt` part per `[contactId, ndjson]` pair of `contactIdsPayloadMap` | the API's answer |
 //! | `fetchUploadIdsStatus` | `GET connect/conversations/upload?uploadId=a,b` from `uploadIds` (list or text) | the API's answer |
 //! | `retryCTRSync` | `GET query?q=` `soql` (default [`RETRY_CTR_SYNC_SOQL`]), every page | `{totalSize, records, resynced, status}` |
+//! | `SFSPhoneCallFlowQuery` | the Field Service settings, then the technician en route to the caller | `{status, engPhone}`; never fails |
 //!
 //! Any non-2xx answer, or a 2xx one with `success: false`, fails the invocation (the
 //! flow's error branch) with the API's error code and message. The answer is flattened for
@@ -34,9 +35,9 @@
 //! literal; it sends `objectApiName` as given (the reference rewrites `VoiceCall` to
 //! `Voicecall`, which the API's case-insensitive names make needless) and refuses names that
 //! are not API names; `fetchUploadIdsStatus` sends the guide's `uploadId` parameter; a
-//! warm-up event answers without calling the API. The Field Service and outbound-number
-//! lookups (`SFSPhoneCallFlowQuery`, `fetchOutboundPhoneNumber`, `fetchAgentPhoneNumber`,
-//! `fetchDefaultVoicemailGreetingUrl`) are not built in: they fail as unsupported methods.
+//! warm-up event answers without calling the API. The outbound-number and voicemail lookups
+//! (`fetchOutboundPhoneNumber`, `fetchAgentPhoneNumber`, `fetchDefaultVoicemailGreetingUrl`)
+//! read messaging channels Voxbridge does not keep: they fail as unsupported methods.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -476,6 +477,10 @@ pub const PLACEHOLDER: &str = "%%INVOKE_SALESFORCE_REST_API_FUNCTION_ARN%%";
 /// CTR sync never updated have no hold duration).
 pub const RETRY_CTR_SYNC_SOQL: &str =
     "SELECT Id, VendorCallKey FROM VoiceCall WHERE CustomerHoldDuration = null";
+/// The Field Service lookup's first query: which appointment status means "on the way".
+pub const SFS_SETTINGS_SOQL: &str = "SELECT ApptAssistantStatus FROM FieldServiceOrgSettings";
+/// The appointment status the Field Service lookup uses when the org sets none.
+const SFS_DEFAULT_STATUS: &str = "En Route";
 /// Pages of a `retryCTRSync` query followed at most (2,000 records each).
 const MAX_PAGES: usize = 50;
 
@@ -573,6 +578,10 @@ pub fn build_request(event: &Value) -> Result<ApiRequest, String> {
                 .map(|s| substitute(&s, params))
                 .unwrap_or_else(|| RETRY_CTR_SYNC_SOQL.to_string());
             Ok(req(HttpMethod::Get, format!("query?q={}", percent_encode(&soql)), Body::Empty))
+        }
+        // The first of its queries; the lookup goes on in `InvokeSalesforceRestApi::answer`.
+        "SFSPhoneCallFlowQuery" => {
+            Ok(req(HttpMethod::Get, format!("query?q={}", percent_encode(SFS_SETTINGS_SOQL)), Body::Empty))
         }
         "" => Err("Unsupported method: the parameter `methodName` is missing".into()),
         other => Err(format!("Unsupported method: {other}")),
@@ -774,6 +783,31 @@ fn without_attributes(v: &Value) -> Value {
     }
 }
 
+fn first_record(body: &Value) -> Option<&Value> {
+    body.get("records").and_then(Value::as_array).and_then(|r| r.first())
+}
+
+/// The caller's number for the Field Service lookup: `CustomerEndpoint.Address` when it is
+/// a phone number (an optional `+`, then digits; 8 to 20 characters), else `None`.
+pub fn sfs_caller_phone(event: &Value) -> Option<String> {
+    let address = event.pointer("/Details/ContactData/CustomerEndpoint/Address").and_then(Value::as_str)?;
+    let digits = address.strip_prefix('+').unwrap_or(address);
+    let valid =
+        (8..=20).contains(&address.len()) && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| address.to_string())
+}
+
+/// The query for the technician of the caller's appointment in `status` who is on the way.
+pub fn sfs_technician_soql(status: &str, phone: &str) -> String {
+    format!(
+        "SELECT ServiceResource.RelatedRecord.Phone FROM AssignedResource \
+         WHERE (LocationStatus IN ('EnRoute', 'LastMile')) AND (ServiceAppointment.Status = '{}') \
+         AND (ServiceAppointment.Contact.Phone = '{}') ORDER BY AssignedResourceNumber DESC LIMIT 1",
+        soql_escape(status),
+        soql_escape(phone)
+    )
+}
+
 /// The calls `retryCTRSync` found: each VoiceCall's `Id` and `VendorCallKey` (the contact id
 /// its contact trace record is filed under).
 pub fn resync_candidates(records: &[Value]) -> Vec<(String, String)> {
@@ -847,11 +881,53 @@ impl InvokeSalesforceRestApi {
     /// process wants: `conversationBulkUploadsResults` stays a list).
     pub async fn answer(&self, event: &Value) -> Result<Value, FunctionError> {
         let request = build_request(event).map_err(FunctionError::failed)?;
+        if request.method_name == "SFSPhoneCallFlowQuery" {
+            return Ok(self.field_service_lookup(event, &request).await);
+        }
         let response = self.client.send(request.http_method, &request.path, &request.body).await?;
         if request.method_name == "retryCTRSync" {
             return self.retry_ctr_sync(&request, response).await;
         }
         shape_answer(&request, &response).map_err(FunctionError::failed)
+    }
+
+    /// `SFSPhoneCallFlowQuery`: is a field technician on the way to the caller? Like the
+    /// reference it never fails — the flow branches on `status`: `ANONYMOUS` (no usable
+    /// caller number), `PHONE_NOT_FOUND` (no technician en route with a phone, or the org has
+    /// no Field Service objects, or the API failed), `TRANSFER_CALL` with `engPhone`.
+    async fn field_service_lookup(&self, event: &Value, settings: &ApiRequest) -> Value {
+        let Some(phone) = sfs_caller_phone(event) else {
+            return json!({"success": true, "statusCode": 200, "status": "ANONYMOUS"});
+        };
+        let status = match self.client.send(settings.http_method, &settings.path, &settings.body).await {
+            Ok(r) if r.is_success() => first_record(&r.body)
+                .and_then(|rec| rec.get("ApptAssistantStatus").and_then(Value::as_str).map(str::to_string))
+                .filter(|s| !s.is_empty()),
+            _ => None,
+        }
+        .unwrap_or_else(|| SFS_DEFAULT_STATUS.to_string());
+        let found = match self.client.query(&sfs_technician_soql(&status, &phone)).await {
+            Ok(r) if r.is_success() => first_record(&r.body)
+                .and_then(|rec| {
+                    rec.pointer("/ServiceResource/RelatedRecord/Phone").and_then(|p| text(Some(p)))
+                })
+                .filter(|p| !p.is_empty()),
+            Ok(r) => {
+                tracing::warn!(status = r.status, error = %r.error_message(), "SFSPhoneCallFlowQuery: query failed");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SFSPhoneCallFlowQuery: query failed");
+                None
+            }
+        };
+        match found {
+            Some(eng_phone) => {
+                json!({"success": true, "statusCode": 200, "status": "TRANSFER_CALL", "engPhone": eng_phone})
+            }
+            None => json!({"success": true, "statusCode": 200, "status": "PHONE_NOT_FOUND",
+                "msg": "Assign resource not found or no phone in AssignedResource record"}),
+        }
     }
 
     /// `retryCTRSync`, the guide's "Retry CTR Sync" in three steps: (1) query the VoiceCalls the

@@ -267,7 +267,7 @@ fn bad_events_are_errors_not_panics() {
         (json!({}), "no Details.Parameters"),
         (json!({"Details": {"Parameters": "x"}}), "no Details.Parameters"),
         (event(json!({})), "Unsupported method"),
-        (event(json!({"methodName": "SFSPhoneCallFlowQuery"})), "Unsupported method: SFSPhoneCallFlowQuery"),
+        (event(json!({"methodName": "fetchAgentPhoneNumber"})), "Unsupported method: fetchAgentPhoneNumber"),
         (event(json!({"methodName": "createRecord"})), "`objectApiName` is missing"),
         (event(json!({"methodName": "createRecord", "objectApiName": "../admin"})), "must be an API name"),
         (
@@ -660,4 +660,88 @@ async fn crm_errors_fail_the_invocation_so_the_flow_takes_its_error_branch() {
     // The warm-up event is answered without the API.
     let warm = f.invoke(json!({"detail-type": "Scheduled Event", "source": "aws.events"})).await.unwrap();
     assert_eq!(warm, json!({"statusCode": 200, "message": "Keep Lambda Warm"}));
+}
+
+#[test]
+fn field_service_lookup_checks_the_caller_number() {
+    use voxbridge_functions::salesforce::{sfs_caller_phone, sfs_technician_soql};
+    let with = |address: Value| json!({"Details": {"ContactData": {"CustomerEndpoint": {"Address": address}}, "Parameters": {}}});
+    assert_eq!(sfs_caller_phone(&with(json!("+14155550123"))).as_deref(), Some("+14155550123"));
+    assert_eq!(sfs_caller_phone(&with(json!("14155550123"))).as_deref(), Some("14155550123"));
+    for bad in
+        [json!("anonymous"), json!("+1415"), json!("+1415555' OR '1"), json!("+"), json!(5), json!(null)]
+    {
+        assert_eq!(sfs_caller_phone(&with(bad.clone())), None, "{bad}");
+    }
+    assert_eq!(sfs_caller_phone(&json!({})), None);
+    let soql = sfs_technician_soql("It's En Route", "+14155550123");
+    assert!(soql.contains("ServiceAppointment.Status = 'It\\'s En Route'"), "{soql}");
+    assert!(soql.contains("ServiceAppointment.Contact.Phone = '+14155550123'"), "{soql}");
+
+    let r = build_request(&event(json!({"methodName": "SFSPhoneCallFlowQuery"}))).unwrap();
+    assert_eq!(r.path, "query?q=SELECT%20ApptAssistantStatus%20FROM%20FieldServiceOrgSettings");
+}
+
+fn caller_event(address: Option<&str>) -> Value {
+    let mut e = event(json!({"methodName": "SFSPhoneCallFlowQuery"}));
+    if let Some(a) = address {
+        e["Details"]["ContactData"]["CustomerEndpoint"] = json!({"Address": a, "Type": "TELEPHONE_NUMBER"});
+    }
+    e
+}
+
+#[tokio::test]
+async fn field_service_lookup_without_field_service_objects_answers_phone_not_found() {
+    let server = Server::start().await;
+    let (f, _) = server.function();
+    let r = f.invoke(caller_event(None)).await.unwrap();
+    assert_eq!(r, json!({"success": true, "statusCode": 200, "status": "ANONYMOUS"}));
+    let r = f.invoke(caller_event(Some("+14155550123"))).await.unwrap();
+    assert_eq!(r["status"], "PHONE_NOT_FOUND", "{r}");
+    // Unreachable: still an answer the flow can branch on.
+    let mut config = server.config();
+    config.base_url = "http://127.0.0.1:9".into();
+    let f = InvokeSalesforceRestApi::new(Arc::new(CrmClient::new(config).unwrap()));
+    let r = f.invoke(caller_event(Some("+14155550123"))).await.unwrap();
+    assert_eq!(r["status"], "PHONE_NOT_FOUND", "{r}");
+}
+
+/// A CRM API with Field Service: the org's "on the way" status is `Dispatched`, and one
+/// technician is en route to +14155550123's appointment in that status.
+async fn field_service_crm() -> String {
+    use axum::extract::Query;
+    use axum::routing::{get, post};
+    use std::collections::HashMap;
+    async fn query(Query(q): Query<HashMap<String, String>>) -> axum::Json<Value> {
+        let soql = q.get("q").cloned().unwrap_or_default();
+        axum::Json(if soql.contains("FROM FieldServiceOrgSettings") {
+            json!({"totalSize": 1, "done": true, "records": [{"ApptAssistantStatus": "Dispatched"}]})
+        } else if soql.contains("Status = 'Dispatched'") && soql.contains("Phone = '+14155550123'") {
+            json!({"totalSize": 1, "done": true, "records": [{"attributes": {"type": "AssignedResource"},
+                "ServiceResource": {"RelatedRecord": {"Phone": "+15550009999"}}}]})
+        } else {
+            json!({"totalSize": 0, "done": true, "records": []})
+        })
+    }
+    let app = axum::Router::new()
+        .route("/services/oauth2/token", post(|| async { axum::Json(json!({"access_token": "00Dx!token"})) }))
+        .route("/services/data/v62.0/query", get(query));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn field_service_lookup_finds_the_technician_on_the_way() {
+    let base = field_service_crm().await;
+    let config = CrmConfig::new(base, "3MVG9k", "api@example.com", AUDIENCE, &key().private_pem);
+    let f = InvokeSalesforceRestApi::new(Arc::new(CrmClient::new(config).unwrap()));
+    let r = f.invoke(caller_event(Some("+14155550123"))).await.unwrap();
+    assert_eq!(
+        r,
+        json!({"success": true, "statusCode": 200, "status": "TRANSFER_CALL", "engPhone": "+15550009999"})
+    );
+    let r = f.invoke(caller_event(Some("+14155550100"))).await.unwrap();
+    assert_eq!(r["status"], "PHONE_NOT_FOUND");
 }
