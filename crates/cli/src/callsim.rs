@@ -233,6 +233,8 @@ fn builtin_names() -> Registry {
     let r = Registry::new();
     r.register(Arc::new(NameOnly(telephony::NAME)), FunctionOptions::default());
     r.bind(telephony::PLACEHOLDER, telephony::NAME);
+    r.register(Arc::new(NameOnly(voxbridge_functions::salesforce::NAME)), FunctionOptions::default());
+    r.bind(voxbridge_functions::salesforce::PLACEHOLDER, voxbridge_functions::salesforce::NAME);
     r
 }
 
