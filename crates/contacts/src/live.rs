@@ -99,9 +99,9 @@ impl LiveSlot {
         v.waiting = waiting;
     }
 
-    /// The call ended with `result` (`published` of its steps are already in the view).
-    pub(crate) fn finish(&self, result: &ContactResult, published: usize) {
-        let new = result.steps.get(published..).unwrap_or(&[]);
+    /// The call ended with `result`, whose steps are those not in the view yet.
+    pub(crate) fn finish(&self, result: &ContactResult) {
+        let new = &result.steps;
         let last = result.transferred_contacts.last().unwrap_or(&result.ctr);
         let current = last["ContactId"].as_str().unwrap_or(&result.contact_id).to_string();
         self.update(new, &result.contact_events, &current, None);

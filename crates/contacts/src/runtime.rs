@@ -370,7 +370,6 @@ impl ContactCenter {
             start_ms,
             offset_ms: 0,
             steps: Vec::new(),
-            published: 0,
             leg: Leg::new(state, flow.clone(), start_ms),
             ctrs: Vec::new(),
             contact_events: Vec::new(),
@@ -488,8 +487,6 @@ pub(crate) struct Run<'c> {
     /// Simulated time the caller spent (waits, silences, timers).
     offset_ms: i64,
     steps: Vec<LogStep>,
-    /// Steps already handed to the live view.
-    published: usize,
     leg: Leg,
     ctrs: Vec<Value>,
     contact_events: Vec<Value>,
@@ -732,13 +729,9 @@ impl Run<'_> {
     /// Hands the steps so far and the state to the live view.
     fn publish(&mut self, waiting: Option<Waiting>) {
         if let Some(slot) = &self.live {
-            slot.update(
-                &self.steps[self.published.min(self.steps.len())..],
-                &self.contact_events,
-                &self.leg.state.contact_id,
-                waiting,
-            );
-            self.published = self.steps.len();
+            slot.update(&self.steps, &self.contact_events, &self.leg.state.contact_id, waiting);
+            // The view keeps the (bounded) log of a live call; the run need not.
+            self.steps.clear();
         }
     }
 
@@ -1128,7 +1121,7 @@ impl Run<'_> {
             contact_events: self.contact_events,
         };
         if let Some(slot) = self.live.take() {
-            slot.finish(&result, self.published);
+            slot.finish(&result);
         }
         if let Some(reply) = self.reply.take() {
             let _ = reply.send(Ok(()));

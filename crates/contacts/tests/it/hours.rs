@@ -13,12 +13,12 @@ use voxbridge_functions::{ManualClock, Registry};
 const WEDNESDAY_NOON_NY: i64 = 1_736_960_400_000;
 const HOUR: i64 = 3_600_000;
 
-fn action(id: &str, kind: &str, params: serde_json::Value, next: &str) -> serde_json::Value {
+pub fn action(id: &str, kind: &str, params: serde_json::Value, next: &str) -> serde_json::Value {
     json!({"Identifier": id, "Type": kind, "Parameters": params,
            "Transitions": {"NextAction": next, "Errors": [{"NextAction": "bye", "ErrorType": "NoMatchingError"}]}})
 }
 
-fn write_flow(dir: &Path, name: &str, start: &str, actions: Vec<serde_json::Value>) {
+pub fn write_flow(dir: &Path, name: &str, start: &str, actions: Vec<serde_json::Value>) {
     let flow = json!({"Version": "2019-10-30", "StartAction": start, "Actions": actions});
     std::fs::write(dir.join(format!("{name}.json")), flow.to_string()).unwrap();
 }

@@ -4,13 +4,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
-use voxbridge_contacts::{AgentAction, CallerInput, ContactSink, InboundCall, LiveError, TransferTarget};
-use voxbridge_functions::ManualClock;
+use serde_json::{json, Value};
+use voxbridge_contacts::{
+    AgentAction, CallerInput, ContactCenter, ContactSink, FlowLibrary, InboundCall, LiveError, Step,
+    TransferTarget,
+};
+use voxbridge_functions::{ManualClock, Registry};
 use voxbridge_server::Settings;
 
 use crate::agents::AGENTS;
 use crate::harness::{center, flows_dir, TestServer, CALLER, NOW_MS};
+use crate::hours::{action, write_flow};
 
 #[derive(Default)]
 struct Recorder {
@@ -131,28 +135,80 @@ async fn a_live_call_is_driven_step_by_step_and_the_sink_sees_it_happen() {
     assert!(matches!(center.live().get("nope"), Err(LiveError::NotFound(_))));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// A menu: "Press 1 for sales" (5 s); 1 queues in Sales, silence or other keys say goodbye.
+fn menu(dir: &std::path::Path) {
+    let menu = json!({"Identifier": "menu", "Type": "GetParticipantInput",
+        "Parameters": {"Text": "Press 1 for sales.", "StoreInput": "False", "InputTimeLimitSeconds": "5"},
+        "Transitions": {"NextAction": "bye",
+            "Conditions": [{"NextAction": "set", "Condition": {"Operator": "Equals", "Operands": ["1"]}}],
+            "Errors": [{"NextAction": "again", "ErrorType": "InputTimeLimitExceeded"},
+                       {"NextAction": "bye", "ErrorType": "NoMatchingCondition"},
+                       {"NextAction": "bye", "ErrorType": "NoMatchingError"}]}});
+    write_flow(
+        dir,
+        "Menu",
+        "menu",
+        vec![
+            menu,
+            action("again", "MessageParticipant", json!({"Text": "Sorry, I did not hear you."}), "menu"),
+            action("set", "UpdateContactTargetQueue", json!({"QueueId": "sales"}), "queue"),
+            action("queue", "TransferContactToQueue", json!({}), "bye"),
+            json!({"Identifier": "bye", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {}}),
+        ],
+    );
+    std::fs::write(
+        dir.join("flows.toml"),
+        "[[numbers]]\nnumber = \"+15550100009\"\nflow = \"Menu\"\n\n[[queues]]\nname = \"Sales\"\nid = \"sales\"\n\n\
+         [[agents]]\nusername = \"dana\"\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
 async fn a_live_caller_answers_prompts_one_at_a_time() {
-    let server = TestServer::start(Settings::default()).await;
-    let flows = flows_dir(&server.demo, AGENTS);
-    let center = Arc::new(center(&server, flows.path(), Arc::new(ManualClock::new(NOW_MS))));
-    // The callback subflow asks for the caller's number first.
-    let extra = "";
-    let _ = extra;
-    let call =
-        InboundCall { to: server.demo.phone_number.clone(), from: CALLER.into(), ..Default::default() };
+    let dir = tempfile::tempdir().unwrap();
+    menu(dir.path());
+    let lib = FlowLibrary::load_dir(dir.path()).unwrap();
+    let center = Arc::new(ContactCenter::new(
+        Arc::new(lib),
+        Arc::new(Registry::new()),
+        Arc::new(ManualClock::new(NOW_MS)),
+    ));
+    let call = InboundCall { to: "+15550100009".into(), from: CALLER.into(), ..Default::default() };
     let view = center.start_live(call).await.unwrap();
     let id = view.contact_id.clone();
-    // Whatever the sample asks, keys and silences reach the flow, and hanging up ends the call.
-    let mut steps = 0;
-    let mut view = view;
-    while serde_json::to_value(&view.waiting).unwrap()["for"] == "digits" && steps < 5 {
-        view = center.live().send(&id, CallerInput::Silence).await.unwrap();
-        steps += 1;
-    }
-    let e = center.live().send(&id, CallerInput::Agent(AgentAction::Disconnect)).await.unwrap_err();
-    assert!(e.to_string().contains("not with an agent") || e.to_string().contains("no agent"), "{e}");
+    let digits =
+        json!({"for": "digits", "prompt": "Press 1 for sales.", "timeoutSeconds": 5, "maxDigits": 1});
+    assert_eq!(serde_json::to_value(&view.waiting).unwrap(), digits);
+
+    // Not yet an agent's turn; silence times out and the menu asks again.
+    let e = center.live().send(&id, CallerInput::Agent(AgentAction::Connect { agent: None })).await;
+    assert_eq!(e.unwrap_err().to_string(), "agent connect: no agent is on the contact yet");
+    let view = center.live().send(&id, CallerInput::Silence).await.unwrap();
+    assert_eq!(serde_json::to_value(&view.waiting).unwrap(), digits);
+    let prompts: Vec<Value> = view
+        .steps
+        .iter()
+        .filter(|s| matches!(s.step, Step::Prompt { .. }))
+        .map(|s| serde_json::to_value(s).unwrap()["text"].clone())
+        .collect();
+    assert_eq!(prompts, ["Press 1 for sales.", "Sorry, I did not hear you.", "Press 1 for sales."]);
+    assert_eq!(
+        view.steps.last().unwrap().at,
+        "2025-01-15T17:00:05.000Z",
+        "the timeout took 5 simulated seconds"
+    );
+
+    let view =
+        center.live().send(&id, CallerInput::Keys { wait_seconds: 2, keys: "1".into() }).await.unwrap();
+    assert_eq!(serde_json::to_value(&view.waiting).unwrap(), json!({"for": "agent", "queue": "Sales"}));
     let view = center.live().send(&id, CallerInput::HangUp).await.unwrap();
     assert_eq!(view.state, "ended");
-    assert_eq!(view.result.unwrap().disconnect_reason, "CUSTOMER_DISCONNECT");
+    let result = view.result.unwrap();
+    assert_eq!(
+        (result.disposition.as_str(), result.disconnect_reason.as_str()),
+        ("QUEUED", "CUSTOMER_DISCONNECT")
+    );
+    assert_eq!(result.ctr["Queue"]["EnqueueTimestamp"], "2025-01-15T17:00:07Z");
+    assert_eq!(result.ctr["Agent"], Value::Null);
 }
