@@ -1,13 +1,20 @@
 //! The telephony half's contacts: the flow library (flows by name, id or ARN, parsed once;
-//! phone numbers bound to flows; queues; function bindings), and the contact runtime that
-//! runs a contact through its flows with the sans-IO interpreter of `voxbridge-flows` and the
-//! function runtime of `voxbridge-functions`.
+//! phone numbers bound to flows; queues with hours of operation; agents; quick connects;
+//! function bindings), and the contact runtime that runs a call through its flows with the
+//! sans-IO interpreter of `voxbridge-flows` and the function runtime of `voxbridge-functions`:
+//! queued contacts wait for agents, who connect, hold, transfer and hang up — scripted
+//! ([`ContactCenter::simulate`]) or live ([`live`]). Contact events and contact trace records
+//! go to a [`ContactSink`] as they happen.
 //!
 //! ```text
 //! let library = Arc::new(FlowLibrary::load_dir(Path::new("flows"))?);
 //! let center = ContactCenter::new(library, registry, Arc::new(SystemClock));
 //! let result = center.simulate(InboundCall { to, from, input: CallerScript::parse("1,1234#")?, ..Default::default() }).await?;
 //! // result.steps: the event log; result.ctr: the contact trace record; result.contact_events
+//!
+//! let center = Arc::new(center.with_sink(Arc::new(MySink)));
+//! let view = center.start_live(InboundCall { to, from, ..Default::default() }).await?;
+//! center.live().send(&view.contact_id, CallerInput::Agent(AgentAction::Connect { agent: None })).await?;
 //! ```
 //!
 //! Invariant: the telephony half reaches the CRM half only through functions (for the

@@ -2,8 +2,8 @@
 //! contacts in queue"; past it a transfer takes `QueueAtCapacity`), and the real-time metrics
 //! flows read with `CheckMetricData`.
 //!
-//! Agents do not exist on the telephony side yet, so a queued contact waits until it leaves
-//! (the caller hangs up).
+//! A queued contact waits until an agent accepts it or the caller hangs up; the contact
+//! runtime takes it out either way.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -65,7 +65,8 @@ impl Queues {
         self.len(id) == 0
     }
 
-    /// The queue's real-time metrics at `now_ms` (no agents yet: agent counts are 0).
+    /// The queue's contact metrics at `now_ms` (agent counts are 0; the contact center fills
+    /// them in from its agents).
     pub fn metrics(&self, id: &str, now_ms: i64) -> QueueMetrics {
         let all = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Some(q) = all.get(id) else { return QueueMetrics::default() };
