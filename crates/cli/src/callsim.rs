@@ -279,8 +279,12 @@ pub fn flows(command: &FlowsCommand) -> Result<bool> {
     Ok(ok)
 }
 
-/// Attaches the call simulator to `app` when `config.flows_dir` is set. `base_url` is this
-/// server's own root URL (the functions call it over HTTP).
+/// Attaches the call simulator to `app`, running the flows of `config.flows_dir` (`--flows`,
+/// `VOXBRIDGE_FLOWS`), else those of `<data>/flows` (the sample flows, installed on first
+/// start). `base_url` is this server's own root URL (the functions call it over HTTP).
+///
+/// Flows the user named must load; the default directory is a convenience, so when it is
+/// missing or cannot be loaded the server starts without the simulator and says why.
 pub fn attach(
     app: axum::Router,
     config: &Config,
@@ -288,8 +292,22 @@ pub fn attach(
     setup: &SetupFile,
     base_url: &str,
 ) -> Result<axum::Router> {
-    let Some(dir) = &config.flows_dir else { return Ok(app) };
-    let center = contact_center(dir, config, data, setup, base_url)?;
+    let (dir, named) = match &config.flows_dir {
+        Some(dir) => (dir.clone(), true),
+        None => (data.flows_dir(), false),
+    };
+    if !named && !dir.is_dir() {
+        return Ok(app);
+    }
+    let center = match contact_center(&dir, config, data, setup, base_url) {
+        Ok(center) => center,
+        Err(e) if !named => {
+            tracing::warn!("the call simulator is off: {e:#}");
+            println!("  Call simulator: off ({e:#})");
+            return Ok(app);
+        }
+        Err(e) => return Err(e),
+    };
     println!(
         "  Call simulator: {} flows from {}; {}",
         center.library().flows().count(),

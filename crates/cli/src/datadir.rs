@@ -9,6 +9,8 @@
 //! <data>/keys/<ConnectedApp>.private.pem   private key (0600) of a connected app made here
 //! <data>/keys/<ConnectedApp>.public.pem    its public half, registered on the ConnectedApp
 //! <data>/tls/cert.pem, key.pem             self-signed certificate for HTTPS
+//! <data>/flows/                            contact flows and flows.toml (the samples, written
+//!                                          once on first start; `serve` uses them by default)
 //! ```
 //!
 //! Paths inside `setup.json` are relative to the data directory so the directory can be
@@ -57,6 +59,11 @@ impl DataDir {
     /// (`Voxbridge Integration` → `VoxbridgeIntegration`).
     pub fn app_key_stem(app_name: &str) -> String {
         app_name.chars().filter(char::is_ascii_alphanumeric).collect()
+    }
+
+    /// The contact flows `serve` runs unless `--flows`/`VOXBRIDGE_FLOWS` names others.
+    pub fn flows_dir(&self) -> PathBuf {
+        self.root.join("flows")
     }
 
     pub fn tls_dir(&self) -> PathBuf {

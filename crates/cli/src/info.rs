@@ -37,6 +37,21 @@ pub struct Info {
     pub limits: LimitsOut,
     /// A command that prints a token for the first call center with a local private key.
     pub token_command: Option<String>,
+    pub flows: FlowsOut,
+}
+
+/// The contact flows `serve` runs for the call simulator.
+#[derive(Debug, Serialize)]
+pub struct FlowsOut {
+    /// Absolute path of the flows directory.
+    pub dir: String,
+    /// `VOXBRIDGE_FLOWS`, or `default` (`<data>/flows`, where the sample flows are installed).
+    pub source: String,
+    /// Whether the directory exists (`serve` runs without the simulator when the default
+    /// directory is missing).
+    pub exists: bool,
+    /// A command that simulates a call to the demo number.
+    pub simulate_command: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -274,6 +289,22 @@ pub fn gather(config: &Config) -> Result<Info> {
             utterances_per_second: config.limits.utterances_per_second,
         },
         token_command,
+        flows: {
+            let (dir, source) = match &config.flows_dir {
+                Some(d) => (d.clone(), "VOXBRIDGE_FLOWS"),
+                None => (data.flows_dir(), "default"),
+            };
+            let number = setup.phone_channels.first().map(|p| p.phone_number.as_str()).unwrap_or("NUMBER");
+            FlowsOut {
+                dir: absolute(&dir),
+                source: source.to_string(),
+                exists: dir.is_dir(),
+                simulate_command: format!(
+                    "voxbridge call simulate --to {number} --from +14155550123{}",
+                    data_flag(&config.data_dir)
+                ),
+            }
+        },
     })
 }
 
@@ -380,11 +411,20 @@ pub fn human(info: &Info) -> String {
         info.auth.max_token_lifetime_secs,
         if info.auth.require_audience { ", aud required" } else { "" }
     );
+    let _ = writeln!(
+        w,
+        "  Contact flows    {}{}",
+        info.flows.dir,
+        if info.flows.exists { "" } else { " (missing: the call simulator is off)" }
+    );
     if let Some(cmd) = &info.token_command {
         let _ = writeln!(w, "\nGet a token:  {cmd}");
     }
     if let Some(crm) = &info.crm {
         let _ = writeln!(w, "CRM login:    {}", crm.token_command);
+    }
+    if info.flows.exists {
+        let _ = writeln!(w, "Call a flow:  {}", info.flows.simulate_command);
     }
     o
 }

@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_crm;
+mod bench_flows;
 mod call_interactive;
 mod calls;
 mod callsim;
@@ -95,6 +96,7 @@ struct ServeArgs {
     database_url: Option<String>,
     /// Contact flows for the call simulator: a directory of flow exports (*.json) and
     /// flows.toml (numbers, subflow ids, queues, external functions); see docs/flows.md.
+    /// Default: <data>/flows, where the first start writes Voxbridge's sample flows.
     #[arg(long, value_name = "DIR", env = "VOXBRIDGE_FLOWS")]
     flows: Option<PathBuf>,
 }
@@ -204,6 +206,13 @@ enum BenchCommand {
     /// on it as a child process, logs in with the demo connected app and loads it from this
     /// process. Progress goes to standard error, results to standard output.
     Crm(bench_crm::CrmArgs),
+    /// Run contacts through the sample inbound flow and its Omni-Channel subflow in this
+    /// process, with in-process functions answering like the real ones: contacts per second
+    /// against a parse-only baseline, interpreter time per action, memory per active contact.
+    ///
+    /// Needs no server or data directory. Progress goes to standard error, results to
+    /// standard output.
+    Flows(bench_flows::FlowsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +290,9 @@ fn run(cli: Cli) -> Result<()> {
                     println!("The store already has org {}; refreshed setup.json.", provisioned.setup.org.id)
                 }
             }
+            if let Some(dir) = &provisioned.flows_installed {
+                println!("Installed the sample flows in {}.", dir.display());
+            }
             if let (None, Some(i)) = (&provisioned.created, &provisioned.integration) {
                 println!(
                     "Added the connected app `{}` and API user {} for the CRM REST API.",
@@ -295,7 +307,10 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Info(args) => {
-            let config = load_config(&cli, None, None, None)?;
+            let mut config = load_config(&cli, None, None, None)?;
+            // What `serve` would run: VOXBRIDGE_FLOWS, else <data>/flows.
+            config.flows_dir =
+                std::env::var_os("VOXBRIDGE_FLOWS").filter(|v| !v.is_empty()).map(PathBuf::from);
             init_logging("warn");
             let report = info::gather(&config)?;
             if args.json {
@@ -377,6 +392,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Crm(args)) => {
             init_logging("warn");
             runtime()?.block_on(bench_crm::crm(args))
+        }
+        Command::Bench(BenchCommand::Flows(args)) => {
+            init_logging("warn");
+            bench_flows::run(args)
         }
         Command::Call(command) => {
             let config = load_config(&cli, None, None, None)?;

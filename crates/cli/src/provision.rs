@@ -1,7 +1,8 @@
 //! Bringing a store and data directory to a usable state: the demo org on first start,
 //! the demo connected app and API user of the CRM REST API (also added to orgs made before
-//! it existed), call centers from the configuration upserted on every start, and
-//! `setup.json` rewritten from what the store holds.
+//! it existed), call centers from the configuration upserted on every start,
+//! `setup.json` rewritten from what the store holds, and Voxbridge's sample flows written to
+//! `<data>/flows` once.
 //!
 //! `setup.json` is always derived from the store rather than written once, so a crash
 //! between inserting the demo org and writing the file, a moved data directory or a shared
@@ -9,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -33,6 +35,8 @@ pub struct Provisioned {
     pub created: Option<DemoSummary>,
     /// Set when this call added the demo connected app or its API user.
     pub integration: Option<IntegrationSummary>,
+    /// Set when this call wrote the sample flows (to this directory).
+    pub flows_installed: Option<PathBuf>,
 }
 
 pub fn now_ms() -> i64 {
@@ -64,7 +68,61 @@ pub async fn provision(store: &dyn Store, config: &Config, data: &DataDir) -> Re
     }
     let setup = setup_from_store(store, &org, config, data).await?;
     data.write_setup(&setup)?;
-    Ok(Provisioned { setup, created, integration })
+    let flows_installed = install_sample_flows(data)?;
+    Ok(Provisioned { setup, created, integration, flows_installed })
+}
+
+macro_rules! sample {
+    ($file:literal) => {
+        ($file, include_str!(concat!("../../contacts/flows/", $file)))
+    };
+}
+
+/// Voxbridge's sample flows and their `flows.toml` (`crates/contacts/flows`), embedded so a
+/// fresh data directory runs simulated calls without any setup.
+pub const SAMPLE_FLOWS: &[(&str, &str)] = &[
+    sample!("flows.toml"),
+    sample!("Voxbridge_Inbound_Flow.json"),
+    sample!("Voxbridge_Omni-Channel_Subflow.json"),
+    sample!("Voxbridge_Callback_Subflow.json"),
+    sample!("Voxbridge_Transcription_Subflow_with_Contact_Lens.json"),
+    sample!("Voxbridge_Transcription_Subflow_with_Amazon_Transcribe.json"),
+    sample!("Voxbridge_Voicemail_Subflow.json"),
+    sample!("Voxbridge_Transfer_Flow_for_Agent_Transfers.json"),
+    sample!("Voxbridge_Transfer_Flow_for_Queue_Transfers.json"),
+    sample!("Voxbridge_Transfer_Flow_for_Omni-Channel_Transfers.json"),
+    sample!("Voxbridge_Outbound_Flow.json"),
+    sample!("Voxbridge_Agent_Whisper_Flow.json"),
+    sample!("Voxbridge_Recipe_-_Route_To_Agent.json"),
+    sample!("Voxbridge_Recipe_-_Pass_IVR_Data.json"),
+    sample!("Voxbridge_Recipe_-_New_or_Existing_Case.json"),
+    sample!("Voxbridge_Recipe_-_SMS_Transfer.json"),
+    sample!("Voxbridge_Recipe_-_Record_Type.json"),
+    sample!("Voxbridge_Recipe_-_Disable_Recording.json"),
+    sample!("Voxbridge_Recipe_-_Disable_CTR_Sync.json"),
+];
+
+/// Writes the sample flows to `<data>/flows` when that directory does not exist; returns it
+/// when it did. An existing directory is never touched, so a user's edits survive restarts
+/// (delete it to get the samples back). The files go to a temporary directory first and are
+/// renamed into place, so a crash never leaves half a library that later starts would keep.
+pub fn install_sample_flows(data: &DataDir) -> Result<Option<PathBuf>> {
+    let dir = data.flows_dir();
+    if dir.exists() {
+        return Ok(None);
+    }
+    let tmp = data.root().join(".flows.tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).with_context(|| format!("cannot remove {}", tmp.display()))?;
+    }
+    fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    for (file, text) in SAMPLE_FLOWS {
+        let path = tmp.join(file);
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    fs::rename(&tmp, &dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    tracing::info!(dir = %dir.display(), "installed the sample flows");
+    Ok(Some(dir))
 }
 
 /// The key pair `<data>/keys/<stem>.*.pem`: the existing private key when there is one
@@ -369,4 +427,35 @@ fn app_users(app: &Record, users: &[Record]) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_flow_file_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contacts/flows");
+        let mut on_disk: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = SAMPLE_FLOWS.iter().map(|(f, _)| f.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+    }
+
+    #[test]
+    fn sample_flows_are_installed_once_and_never_overwritten() {
+        let root = tempfile::tempdir().unwrap();
+        let data = DataDir::new(root.path());
+        let dir = install_sample_flows(&data).unwrap().expect("installed on first start");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), SAMPLE_FLOWS.len());
+        let inbound = dir.join("Voxbridge_Inbound_Flow.json");
+        fs::write(&inbound, "my edit").unwrap();
+        assert_eq!(install_sample_flows(&data).unwrap(), None);
+        assert_eq!(fs::read_to_string(&inbound).unwrap(), "my edit");
+        assert!(!root.path().join(".flows.tmp").exists());
+    }
 }

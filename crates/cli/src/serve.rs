@@ -55,6 +55,9 @@ pub async fn run(config: &Config) -> Result<()> {
     } else if let Some(i) = &provisioned.integration {
         println!("Added the connected app `{}` and API user {} for the CRM REST API", i.app_name, i.username);
     }
+    if let Some(dir) = &provisioned.flows_installed {
+        println!("Installed the sample flows in {}", dir.display());
+    }
     let mut app = voxbridge_server::router(store.clone(), config.settings());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = JoinSet::new();

@@ -9,6 +9,7 @@ mod js_client;
 mod metadata;
 mod postgres;
 mod python_client;
+mod sample_flows;
 mod serving;
 mod tidy;
 

@@ -7,6 +7,6 @@ mod harness;
 mod hours;
 mod library;
 mod live;
-
+mod samples;
 mod simulate;
 mod units;
