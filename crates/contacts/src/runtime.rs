@@ -447,6 +447,8 @@ struct Leg {
     hold_started_ms: Option<i64>,
     /// When the customer queue flow's timer fires.
     timer_due_ms: Option<i64>,
+    /// Times it fired.
+    queue_timers: usize,
     recording: bool,
     reason: Option<String>,
     next_contact_id: Option<String>,
@@ -468,6 +470,7 @@ impl Leg {
             agent_id: None,
             hold_started_ms: None,
             timer_due_ms: None,
+            queue_timers: 0,
             recording: false,
             reason: None,
             next_contact_id: None,
@@ -503,7 +506,7 @@ pub(crate) struct Run<'c> {
 impl Run<'_> {
     fn now(&self) -> i64 {
         // The clock may be the system clock: read it each time, plus the simulated time.
-        self.center.clock.now_ms().max(self.start_ms) + self.offset_ms
+        self.center.clock.now_ms().max(self.start_ms).saturating_add(self.offset_ms)
     }
 
     fn push(&mut self, step: Step) {
@@ -758,8 +761,8 @@ impl Run<'_> {
         match self.next_input(waiting).await {
             None | Some(CallerInput::HangUp) => self.hang_up(),
             Some(CallerInput::Wait { seconds }) => {
-                self.offset_ms += i64::from(seconds) * 1000;
                 self.push(Step::Wait { seconds });
+                self.advance(i64::from(seconds) * 1000);
             }
             Some(CallerInput::Keys { keys, .. }) => self.push(Step::Note {
                 action: None,
@@ -827,13 +830,19 @@ impl Run<'_> {
     /// Lets `seconds` of simulated time pass in queue, firing the queue flow's timers.
     async fn pass(&mut self, seconds: u32) {
         self.push(Step::Wait { seconds });
-        let end = self.now() + i64::from(seconds) * 1000;
+        let end = self.now().saturating_add(i64::from(seconds) * 1000);
         while let Some(due) = self.leg.timer_due_ms.filter(|d| *d <= end) {
             if self.leg.phase != Phase::Queued {
                 break;
             }
-            self.offset_ms += (due - self.now()).max(0);
+            self.advance((due - self.now()).max(0));
             self.leg.timer_due_ms = None;
+            self.leg.queue_timers += 1;
+            if self.leg.queue_timers > MAX_EVENTS {
+                // A short timer and a long wait: the queue flow has said all it will.
+                self.warn(format!("the queue flow's timer fired {MAX_EVENTS} times; it stops"));
+                break;
+            }
             self.push(Step::Command { command: "queue flow timer fired".into() });
             self.run_flow(Event::TimerFired).await;
             if self.leg.state.ended() == Some(&Ended::Disconnected) {
@@ -842,7 +851,12 @@ impl Run<'_> {
                 return;
             }
         }
-        self.offset_ms += (end - self.now()).max(0);
+        self.advance((end - self.now()).max(0));
+    }
+
+    /// Advances simulated time.
+    fn advance(&mut self, ms: i64) {
+        self.offset_ms = self.offset_ms.saturating_add(ms);
     }
 
     /// An agent accepts the queued contact.
@@ -1179,7 +1193,7 @@ impl Run<'_> {
                         Some(CallerInput::Keys { wait_seconds, keys })
                             if wait_seconds < c.first_digit_timeout_seconds =>
                         {
-                            self.offset_ms += i64::from(wait_seconds) * 1000;
+                            self.advance(i64::from(wait_seconds) * 1000);
                             let heard = collect(&keys, c.cancel_key, c.max_digits);
                             self.push(Step::Input {
                                 keys: Some(heard.clone()),
@@ -1198,7 +1212,7 @@ impl Run<'_> {
                         }
                         _ => {
                             let waited = c.first_digit_timeout_seconds;
-                            self.offset_ms += i64::from(waited) * 1000;
+                            self.advance(i64::from(waited) * 1000);
                             self.push(Step::Input { keys: None, timeout: true, waited_seconds: waited });
                             Some(Event::InputTimeout)
                         }
@@ -1292,12 +1306,12 @@ impl Run<'_> {
             }
             Command::StartTimer { seconds } if self.leg.phase == Phase::Queued => {
                 // In queue the timer fires when simulated waits reach it.
-                self.leg.timer_due_ms = Some(self.now() + i64::from(seconds) * 1000);
+                self.leg.timer_due_ms = Some(self.now().saturating_add(i64::from(seconds) * 1000));
                 self.push(Step::Command { command: format!("timer of {seconds} s started") });
                 None
             }
             Command::StartTimer { seconds } => {
-                self.offset_ms += i64::from(seconds) * 1000;
+                self.advance(i64::from(seconds) * 1000);
                 if self.timers < MAX_TIMERS {
                     self.timers += 1;
                     self.push(Step::Command { command: format!("timer of {seconds} s fired") });

@@ -233,6 +233,13 @@ async fn a_queued_contact_runs_its_queue_flow_and_the_agent_hears_the_whisper() 
     assert_eq!(r.ctr["Agent"]["Username"], "carol");
     assert_eq!(r.ctr["Agent"]["AgentInteractionDuration"], 30);
     assert_eq!(r.ctr["DisconnectReason"], "AGENT_DISCONNECT");
+
+    // A wait of 46 days does not fire the 60 s timer 66,000 times.
+    let r = call(&center, "+15550100003", "w4000000").await;
+    let stopped = "the queue flow's timer fired 2000 times; it stops";
+    assert!(r.steps.iter().any(|s| matches!(&s.step, Step::Warning { message, .. } if message == stopped)));
+    assert_eq!(r.ctr["Queue"]["Duration"], 4_000_000);
+    assert_eq!(r.ctr["DisconnectReason"], "CUSTOMER_DISCONNECT");
 }
 
 #[test]
