@@ -291,6 +291,7 @@ pub fn attach(
     data: &DataDir,
     setup: &SetupFile,
     base_url: &str,
+    sink: Arc<dyn voxbridge_contacts::ContactSink>,
 ) -> Result<axum::Router> {
     let (dir, named) = match &config.flows_dir {
         Some(dir) => (dir.clone(), true),
@@ -318,7 +319,7 @@ pub fn attach(
         }
     );
     Ok(app.layer(axum::Extension(voxbridge_server::simulator::Simulator {
-        center: Arc::new(center),
+        center: Arc::new(center.with_sink(sink)),
         org_id: Some(setup.org.id.clone()),
     })))
 }

@@ -34,6 +34,8 @@ pub const MAX_TOKEN_LIFETIME_SECS: u64 = 3600;
 /// platform's longest session timeout, 24 hours.
 pub const MIN_SESSION_LIFETIME_SECS: u64 = 60;
 pub const MAX_SESSION_LIFETIME_SECS: u64 = 24 * 3600;
+/// How often the server re-syncs VoiceCalls whose CTR sync did not happen.
+pub const DEFAULT_CTR_RESYNC_SCHEDULE: &str = "rate(15 minutes)";
 
 /// Environment variables by name. Only `VOXBRIDGE_*` ones matter.
 pub type Env = BTreeMap<String, String>;
@@ -69,6 +71,32 @@ struct FileConfig {
     log: LogSection,
     #[serde(default)]
     call_centers: Vec<CallCenterSection>,
+    #[serde(default)]
+    bus: BusSection,
+    #[serde(default)]
+    objects: ObjectsSection,
+    #[serde(default)]
+    ctr: CtrSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BusSection {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectsSection {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CtrSection {
+    resync_schedule: Option<String>,
+    /// VoiceCall field name → CTR path.
+    fields: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +204,14 @@ pub struct Config {
     pub call_centers: Vec<CallCenterConfig>,
     /// Contact flows for the call simulator (`serve --flows DIR`); `None` turns it off.
     pub flows_dir: Option<PathBuf>,
+    /// The event bus: `sqlite://PATH` (default `<data>/bus.db`) or `nats://HOST:PORT`.
+    pub bus_url: String,
+    /// The object store's root directory (CTR backups): `file:///PATH` or a path.
+    pub objects_dir: PathBuf,
+    /// When the server re-syncs VoiceCalls that missed their CTR (`rate(…)` or `cron(…)`).
+    pub ctr_resync_schedule: String,
+    /// Extra CTR values synced to custom VoiceCall fields.
+    pub ctr_fields: voxbridge_functions::ctr_sync::FieldMapping,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +238,9 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("log_filter", &self.log_filter)
             .field("call_centers", &self.call_centers)
+            .field("bus_url", &redact_url(&self.bus_url))
+            .field("objects_dir", &self.objects_dir)
+            .field("ctr_resync_schedule", &self.ctr_resync_schedule)
             .finish()
     }
 }
@@ -695,6 +734,69 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         None => Vec::new(),
     };
 
+    let bus_url =
+        match string_setting(None, env, "VOXBRIDGE_BUS_URL", from_file(|c| c.bus.url.as_ref(), "bus.url"))? {
+            Some((url, origin)) => {
+                let url = url.trim().to_string();
+                let valid = url.starts_with("nats://")
+                    || url
+                        .strip_prefix("sqlite://")
+                        .or_else(|| url.strip_prefix("sqlite:"))
+                        .is_some_and(|p| !p.is_empty());
+                if !valid {
+                    bail!("{origin} is `{}`, expected sqlite://PATH or nats://HOST:PORT", redact_url(&url));
+                }
+                url
+            }
+            None => format!("sqlite://{}", data_dir.join("bus.db").display()),
+        };
+    let objects_dir = match string_setting(
+        None,
+        env,
+        "VOXBRIDGE_OBJECTS_URL",
+        from_file(|c| c.objects.url.as_ref(), "objects.url"),
+    )? {
+        Some((url, origin)) => {
+            let url = url.trim();
+            let path = match url.split_once("://") {
+                Some(("file", p)) => p,
+                Some(_) => bail!("{origin} is `{url}`, expected file:///PATH or a directory"),
+                None => url,
+            };
+            if path.is_empty() {
+                bail!("{origin} is empty; give a directory, e.g. file:///var/lib/voxbridge/objects");
+            }
+            match (file, &origin) {
+                (Some(f), Origin::File { .. }) => f.path(Path::new(path)),
+                _ => PathBuf::from(path),
+            }
+        }
+        None => data_dir.join("objects"),
+    };
+    let ctr_resync_schedule = match string_setting(
+        None,
+        env,
+        "VOXBRIDGE_CTR_RESYNC_SCHEDULE",
+        from_file(|c| c.ctr.resync_schedule.as_ref(), "ctr.resync_schedule"),
+    )? {
+        Some((s, origin)) => {
+            voxbridge_events::Schedule::parse(s.trim()).map_err(|e| {
+                anyhow!(
+                    "{origin} is `{s}`, expected a schedule like rate(15 minutes) or cron(0 * * * ? *): {e}"
+                )
+            })?;
+            s.trim().to_string()
+        }
+        None => DEFAULT_CTR_RESYNC_SCHEDULE.to_string(),
+    };
+    let ctr_fields = match file.and_then(|f| f.config.ctr.fields.as_ref().map(|m| (f, m))) {
+        Some((f, m)) => voxbridge_functions::ctr_sync::FieldMapping::parse(
+            m.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| anyhow!("{}: {e}", f.origin("ctr.fields")))?,
+        None => voxbridge_functions::ctr_sync::FieldMapping::default(),
+    };
+
     Ok(Config {
         file: file.map(|f| f.path.clone()),
         data_dir,
@@ -712,6 +814,10 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         log_filter,
         call_centers,
         flows_dir: None,
+        bus_url,
+        objects_dir,
+        ctr_resync_schedule,
+        ctr_fields,
     })
 }
 
@@ -865,6 +971,36 @@ mod tests {
         assert!(c.https.is_some());
         assert_eq!(c.login_audiences.len(), 3);
         assert_eq!(c.session_lifetime_secs, 7200);
+    }
+
+    #[test]
+    fn bus_objects_and_ctr_keys() {
+        let o = Overrides::default();
+        let c = from_text("version = 1\n", &o, &Env::new()).unwrap();
+        assert_eq!(c.bus_url, "sqlite://./data/bus.db");
+        assert_eq!(c.objects_dir, PathBuf::from("./data/objects"));
+        assert_eq!(c.ctr_resync_schedule, DEFAULT_CTR_RESYNC_SCHEDULE);
+        assert!(c.ctr_fields.is_empty());
+        let text = "version = 1\n[bus]\nurl = \"nats://127.0.0.1:4222\"\n[objects]\nurl = \"file://blobs\"\n\
+                    [ctr]\nresync_schedule = \"rate(1 hour)\"\n[ctr.fields]\nDisconnectReason__c = \"DisconnectReason\"\n";
+        let c = from_text(text, &o, &Env::new()).unwrap();
+        assert_eq!(c.bus_url, "nats://127.0.0.1:4222");
+        assert_eq!(c.objects_dir, PathBuf::from("/etc/voxbridge/blobs"), "relative to the file");
+        assert_eq!(c.ctr_resync_schedule, "rate(1 hour)");
+        assert_eq!(c.ctr_fields.fields().len(), 1);
+        let e =
+            env(&[("VOXBRIDGE_BUS_URL", "sqlite:///tmp/b.db"), ("VOXBRIDGE_OBJECTS_URL", "/srv/objects")]);
+        let c = from_text(text, &o, &e).unwrap();
+        assert_eq!(c.bus_url, "sqlite:///tmp/b.db");
+        assert_eq!(c.objects_dir, PathBuf::from("/srv/objects"));
+        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_BUS_URL", "redis://x")])));
+        assert!(m.contains("VOXBRIDGE_BUS_URL") && m.contains("nats://"), "{m}");
+        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_OBJECTS_URL", "s3://bucket")])));
+        assert!(m.contains("file:///PATH"), "{m}");
+        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_CTR_RESYNC_SCHEDULE", "hourly")])));
+        assert!(m.contains("rate(15 minutes)"), "{m}");
+        let m = err(from_text("version = 1\n[ctr.fields]\n\"bad name\" = \"A\"\n", &o, &Env::new()));
+        assert!(m.contains("ctr.fields"), "{m}");
     }
 
     #[test]

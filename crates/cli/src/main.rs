@@ -12,12 +12,16 @@ mod calls;
 mod callsim;
 mod config;
 mod crm_login;
+mod ctr;
 mod datadir;
 mod info;
 mod keys;
 mod metadata;
+mod objects;
+mod pipelines;
 mod provision;
 mod serve;
+mod stream;
 mod token;
 
 use std::path::PathBuf;
@@ -80,6 +84,15 @@ enum Command {
     /// channels, routing definitions, custom fields) as files, e.g. around a sandbox refresh.
     #[command(subcommand)]
     Metadata(metadata::MetadataCommand),
+    /// Read and write the event bus's streams (CTRs, contact events).
+    #[command(subcommand)]
+    Stream(stream::StreamCommand),
+    /// List, store, read and tag objects in the object store (CTR backups).
+    #[command(subcommand)]
+    Objects(objects::ObjectsCommand),
+    /// Re-sync VoiceCalls that no CTR sync reached.
+    #[command(subcommand)]
+    Ctr(ctr::CtrCommand),
 }
 
 #[derive(Debug, Args)]
@@ -396,6 +409,21 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Flows(args)) => {
             init_logging("warn");
             bench_flows::run(args)
+        }
+        Command::Stream(command) => {
+            let config = load_config(&cli, None, None, None)?;
+            init_logging("warn");
+            stream::run(command, &config)
+        }
+        Command::Objects(command) => {
+            let config = load_config(&cli, None, None, None)?;
+            init_logging("warn");
+            objects::run(command, &config)
+        }
+        Command::Ctr(command) => {
+            let config = load_config(&cli, None, None, None)?;
+            init_logging(&config.log_filter);
+            ctr::run(command, &config)
         }
         Command::Call(command) => {
             let config = load_config(&cli, None, None, None)?;

@@ -58,6 +58,8 @@ pub async fn run(config: &Config) -> Result<()> {
     if let Some(dir) = &provisioned.flows_installed {
         println!("Installed the sample flows in {}", dir.display());
     }
+    let bus = crate::pipelines::open_bus(config).await?;
+    let (mut pipelines, sink) = crate::pipelines::start(bus.clone());
     let mut app = voxbridge_server::router(store.clone(), config.settings());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = JoinSet::new();
@@ -78,6 +80,7 @@ pub async fn run(config: &Config) -> Result<()> {
             &data,
             &provisioned.setup,
             &format!("http://{}", reachable(local)),
+            sink.clone(),
         )?;
         let app = app.clone().into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = stop_rx.clone();
@@ -140,6 +143,7 @@ pub async fn run(config: &Config) -> Result<()> {
         });
     }
 
+    let ctr_sync = start_ctr_sync(config, &data, &provisioned.setup, &mut pipelines, http_url.as_deref());
     let setup = &provisioned.setup;
     let main_url = config.public_url.clone().or(http_url.clone()).or(https_url.clone()).unwrap_or_default();
     println!();
@@ -156,6 +160,8 @@ pub async fn run(config: &Config) -> Result<()> {
     println!("  CRM REST API:   {main_url}/services/data");
     println!("  OpenAPI:        {main_url}/openapi.json");
     println!("  Store:          {} ({})", store.backend(), config.database_url_redacted());
+    println!("  Event bus:      {} ({})", bus.backend(), crate::config::redact_url(&config.bus_url));
+    println!("  CTR sync:       {ctr_sync}");
     for number in &setup.phone_channels {
         println!(
             "  Phone number:   {} -> {}",
@@ -200,9 +206,43 @@ pub async fn run(config: &Config) -> Result<()> {
         tracing::warn!("some connections were still open after {}s; closing them", DRAIN.as_secs());
         servers.abort_all();
     }
+    pipelines.shutdown().await;
+    bus.close().await;
     store.close().await;
     println!("stopped");
     Ok(())
+}
+
+/// Starts the CTR sync against this server's CRM REST API (its public URL, else its HTTP
+/// address) and says what runs, for the banner.
+fn start_ctr_sync(
+    config: &Config,
+    data: &DataDir,
+    setup: &crate::datadir::SetupFile,
+    pipelines: &mut crate::pipelines::Pipelines,
+    http_url: Option<&str>,
+) -> String {
+    let Some(base) = config.public_url.as_deref().or(http_url) else {
+        tracing::warn!("the CTR sync is off: it needs the HTTP listener or `server.public_url`");
+        return "off (needs the HTTP listener or server.public_url)".into();
+    };
+    let schedule = voxbridge_events::Schedule::parse(&config.ctr_resync_schedule).ok();
+    match crate::pipelines::ctr_sync(config, data, setup, base) {
+        Ok(sync) => {
+            pipelines.start_sync(Arc::new(sync), schedule);
+            format!(
+                "{} on `{}`, backups in {}, resync {}",
+                crate::pipelines::CTR_SYNC_GROUP,
+                crate::pipelines::CTR_STREAM,
+                config.objects_dir.display(),
+                config.ctr_resync_schedule
+            )
+        }
+        Err(e) => {
+            tracing::warn!("the CTR sync is off: {e:#}");
+            format!("off ({e:#})")
+        }
+    }
 }
 
 /// Marks a request that arrived over the HTTPS listener, replacing whatever the client

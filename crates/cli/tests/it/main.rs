@@ -7,6 +7,7 @@ mod crash;
 mod crm_login;
 mod js_client;
 mod metadata;
+mod pipelines;
 mod postgres;
 mod python_client;
 mod sample_flows;

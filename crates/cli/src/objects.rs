@@ -1,0 +1,310 @@
+//! The object store (S3's role): CTR backups and other blobs under `objects.url`
+//! (default `<data>/objects/`), through the `object_store` crate's local file system
+//! backend, and `voxbridge objects list|put|get|tag`.
+//!
+//! Object tags (S3's `PutObjectTagging`) are a JSON map kept beside the object at
+//! `.tags/<key>.json`: the `.tags/` prefix is reserved and never listed. Replacing an object
+//! keeps its tags, which is what the CTR sync relies on to remember what it applied.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+
+/// The reserved prefix of tag sets.
+const TAGS_PREFIX: &str = ".tags";
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// ISO-8601 UTC.
+    pub last_modified: String,
+}
+
+/// The object store of a data dir. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Objects {
+    store: Arc<LocalFileSystem>,
+    root: PathBuf,
+}
+
+impl Objects {
+    /// Opens (and creates) the store rooted at `dir`.
+    pub fn open(dir: &Path) -> Result<Objects> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the object store directory {}", dir.display()))?;
+        let store = LocalFileSystem::new_with_prefix(dir)
+            .with_context(|| format!("cannot open the object store at {}", dir.display()))?;
+        Ok(Objects { store: Arc::new(store), root: dir.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stores `data` under `key`, replacing any object there.
+    pub async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+        let path = object_key(key)?;
+        self.store
+            .put(&path, PutPayload::from(data))
+            .await
+            .with_context(|| format!("cannot store the object {key}"))?;
+        Ok(())
+    }
+
+    /// The object's bytes, `None` when there is none.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = object_key(key)?;
+        self.get_path(&path).await.with_context(|| format!("cannot read the object {key}"))
+    }
+
+    async fn get_path(&self, path: &ObjectPath) -> object_store::Result<Option<Vec<u8>>> {
+        match self.store.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Objects whose key starts with `prefix` (a whole path segment prefix such as `ctr`),
+    /// sorted by key.
+    pub async fn list(&self, prefix: Option<&str>) -> Result<Vec<ObjectInfo>> {
+        let prefix = match prefix.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) {
+            Some(p) => Some(object_key(p)?),
+            None => None,
+        };
+        let metas: Vec<object_store::ObjectMeta> =
+            self.store.list(prefix.as_ref()).try_collect().await.context("cannot list the object store")?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .filter(|m| m.location.parts().next().is_some_and(|p| p.as_ref() != TAGS_PREFIX))
+            .map(|m| ObjectInfo {
+                key: m.location.to_string(),
+                size: m.size,
+                last_modified: m.last_modified.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// The object's tags (empty when it has none).
+    pub async fn tags(&self, key: &str) -> Result<BTreeMap<String, String>> {
+        let path = tags_key(key)?;
+        match self.get_path(&path).await.with_context(|| format!("cannot read the tags of {key}"))? {
+            None => Ok(BTreeMap::new()),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("the tags of {key} ({path}) are not a JSON map of strings")),
+        }
+    }
+
+    /// Replaces the object's tag set (S3 semantics). The object must exist.
+    pub async fn set_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        if self.get(key).await?.is_none() {
+            bail!("there is no object {key} to tag");
+        }
+        let path = tags_key(key)?;
+        let data = serde_json::to_vec(tags)?;
+        self.store.put(&path, PutPayload::from(data)).await.with_context(|| format!("cannot tag {key}"))?;
+        Ok(())
+    }
+
+    /// Adds or changes some tags, keeping the others.
+    pub async fn merge_tags(&self, key: &str, tags: &[(&str, String)]) -> Result<()> {
+        let mut all = self.tags(key).await?;
+        for (k, v) in tags {
+            all.insert((*k).to_string(), v.clone());
+        }
+        self.set_tags(key, &all).await
+    }
+}
+
+/// Checks a key: `/`-separated parts, none empty, `.` or `..`, no control characters, not
+/// under the reserved `.tags/`.
+fn object_key(key: &str) -> Result<ObjectPath> {
+    let valid_parts = !key.is_empty()
+        && key.split('/').all(|p| !p.is_empty() && p != "." && p != ".." && !p.chars().any(char::is_control));
+    if !valid_parts {
+        bail!("{key:?} is not an object key (parts separated by /, none empty, `.` or `..`)");
+    }
+    if key.split('/').next() == Some(TAGS_PREFIX) {
+        bail!("keys under {TAGS_PREFIX}/ are reserved for object tags");
+    }
+    ObjectPath::parse(key).with_context(|| format!("{key:?} is not an object key"))
+}
+
+fn tags_key(key: &str) -> Result<ObjectPath> {
+    object_key(key)?;
+    ObjectPath::parse(format!("{TAGS_PREFIX}/{key}.json"))
+        .with_context(|| format!("{key:?} is not an object key"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ObjectsCommand {
+    /// List objects (key, size, last modified), optionally under a prefix such as `ctr`.
+    List(ListArgs),
+    /// Store an object: the DATA argument, `-` for standard input, or `--file FILE`.
+    Put(PutArgs),
+    /// Print an object's bytes (or write them to `--out FILE`).
+    Get(GetArgs),
+    /// Show an object's tags, or replace them with KEY=VALUE pairs (`--clear` removes all).
+    Tag(TagArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only keys under this prefix (whole path parts: `ctr` lists `ctr/…`).
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The object key, e.g. `ctr/<ContactId>.json`.
+    #[arg(value_name = "KEY")]
+    key: String,
+    /// The content; `-` reads standard input.
+    #[arg(value_name = "DATA", required_unless_present = "file", conflicts_with = "file")]
+    content: Option<String>,
+    /// Read the content from this file.
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[arg(value_name = "KEY")]
+    key: String,
+    /// Write the bytes to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    #[arg(value_name = "KEY")]
+    key: String,
+    /// New tag set as KEY=VALUE pairs; it replaces the old one. Without pairs, print the tags.
+    #[arg(value_name = "TAG=VALUE")]
+    tags: Vec<String>,
+    /// Remove every tag.
+    #[arg(long, conflicts_with = "tags")]
+    clear: bool,
+}
+
+/// `voxbridge objects …` on the configured object store.
+pub fn run(command: &ObjectsCommand, config: &Config) -> Result<()> {
+    let objects = Objects::open(&config.objects_dir)?;
+    crate::runtime()?.block_on(async {
+        match command {
+            ObjectsCommand::List(a) => {
+                let list = objects.list(a.prefix.as_deref()).await?;
+                if a.json {
+                    let rows: Vec<Value> = list
+                        .iter()
+                        .map(|o| json!({"Key": o.key, "Size": o.size, "LastModified": o.last_modified}))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    for o in &list {
+                        println!("{}  {:>10}  {}", o.last_modified, o.size, o.key);
+                    }
+                }
+            }
+            ObjectsCommand::Put(a) => {
+                let data = match (&a.file, a.content.as_deref()) {
+                    (Some(f), _) => {
+                        std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?
+                    }
+                    (None, Some("-")) => {
+                        let mut buf = Vec::new();
+                        std::io::stdin().read_to_end(&mut buf).context("cannot read standard input")?;
+                        buf
+                    }
+                    (None, Some(d)) => d.as_bytes().to_vec(),
+                    (None, None) => bail!("give the content as DATA, `-` or --file FILE"),
+                };
+                let size = data.len();
+                objects.put(&a.key, data).await?;
+                println!("stored {} ({size} bytes) in {}", a.key, objects.root().display());
+            }
+            ObjectsCommand::Get(a) => {
+                let Some(data) = objects.get(&a.key).await? else {
+                    bail!("there is no object {} in {}", a.key, objects.root().display());
+                };
+                match &a.out {
+                    Some(f) => {
+                        std::fs::write(f, &data).with_context(|| format!("cannot write {}", f.display()))?
+                    }
+                    None => std::io::stdout().write_all(&data).context("cannot write standard output")?,
+                }
+            }
+            ObjectsCommand::Tag(a) => {
+                if a.tags.is_empty() && !a.clear {
+                    let tags = objects.tags(&a.key).await?;
+                    if objects.get(&a.key).await?.is_none() {
+                        bail!("there is no object {} in {}", a.key, objects.root().display());
+                    }
+                    println!("{}", serde_json::to_string_pretty(&tags)?);
+                    return Ok(());
+                }
+                let mut tags = BTreeMap::new();
+                for pair in &a.tags {
+                    let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                        bail!("{pair:?} is not a tag; write KEY=VALUE");
+                    };
+                    tags.insert(k.to_string(), v.to_string());
+                }
+                objects.set_tags(&a.key, &tags).await?;
+                println!("tagged {} with {} tag(s)", a.key, tags.len());
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(object_key("ctr/abc.json").is_ok());
+        for bad in ["", "/x", "a//b", "a/../b", ".tags/x", "a\nb"] {
+            assert!(object_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn put_get_list_and_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::open(dir.path()).unwrap();
+        objects.put("ctr/a.json", b"{}".to_vec()).await.unwrap();
+        objects.put("other", b"x".to_vec()).await.unwrap();
+        objects.merge_tags("ctr/a.json", &[("k", "v".into())]).await.unwrap();
+        let keys: Vec<String> = objects.list(None).await.unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, ["ctr/a.json", "other"]);
+        assert_eq!(objects.list(Some("ctr")).await.unwrap().len(), 1);
+        // Replacing the object keeps its tags.
+        objects.put("ctr/a.json", b"{\"a\":1}".to_vec()).await.unwrap();
+        assert_eq!(objects.tags("ctr/a.json").await.unwrap().get("k").map(String::as_str), Some("v"));
+        assert_eq!(objects.get("ctr/a.json").await.unwrap().as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(objects.get("missing").await.unwrap(), None);
+        assert!(objects.set_tags("missing", &BTreeMap::new()).await.is_err());
+    }
+}

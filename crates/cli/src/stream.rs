@@ -1,0 +1,228 @@
+//! `voxbridge stream list|put|tail`: the event bus's streams from the command line,
+//! Kinesis-style (`PutRecord`, `GetRecords` from a starting position).
+//!
+//! They open the configured bus (`bus.url`: by default the data dir's `bus.db`, which the
+//! running server shares safely, or the same NATS server), not the server's HTTP API.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use voxbridge_bus::{BusError, BusRecord, StartingPosition};
+
+use crate::config::Config;
+
+/// Records read per call while tailing.
+const PAGE: usize = 500;
+/// How often `--follow` looks for new records.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Subcommand)]
+pub enum StreamCommand {
+    /// List the streams with their record counts.
+    List(ListArgs),
+    /// Append one record (Kinesis PutRecord); prints its sequence number.
+    Put(PutArgs),
+    /// Print a stream's records, one JSON object per line, from a starting position.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The stream, e.g. `ctr` or `contact-events`.
+    #[arg(long, value_name = "NAME")]
+    stream: String,
+    /// The partition key (the ContactId on the server's streams).
+    #[arg(long, value_name = "KEY")]
+    partition_key: String,
+    /// Create the stream if it does not exist.
+    #[arg(long)]
+    create: bool,
+    /// The record's data (usually JSON); `-` reads standard input.
+    #[arg(value_name = "DATA")]
+    content: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[arg(long, value_name = "NAME")]
+    stream: String,
+    /// Where to start: `trim-horizon` (the oldest record, the default), `latest` (only
+    /// records put from now on: use with --follow), or a time (ISO-8601 or epoch
+    /// milliseconds): the first record that arrived at or after it.
+    #[arg(long, value_name = "POSITION", default_value = "trim-horizon")]
+    from: String,
+    /// Keep waiting for new records until interrupted.
+    #[arg(long)]
+    follow: bool,
+    /// Stop after this many records.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+}
+
+/// Parses `--from`.
+pub fn starting_position(raw: &str) -> Result<StartingPosition> {
+    let raw = raw.trim();
+    match raw.to_ascii_lowercase().replace('_', "-").as_str() {
+        "trim-horizon" => return Ok(StartingPosition::TrimHorizon),
+        "latest" => return Ok(StartingPosition::Latest),
+        _ => {}
+    }
+    if let Ok(ms) = raw.parse::<i64>() {
+        return Ok(StartingPosition::AtTimestamp(ms));
+    }
+    match voxbridge_functions::ctr_sync::parse_time_ms(raw) {
+        Some(ms) => Ok(StartingPosition::AtTimestamp(ms)),
+        None => {
+            bail!("--from {raw:?}: expected trim-horizon, latest, an ISO-8601 time or epoch milliseconds")
+        }
+    }
+}
+
+/// One record as `tail` prints it: the data as JSON when it is JSON, else as text, else
+/// base64 (`DataBase64`).
+pub fn render(r: &BusRecord) -> Value {
+    let mut out = json!({
+        "SequenceNumber": r.sequence_number.to_string(),
+        "PartitionKey": r.partition_key,
+        "ApproximateArrivalTimestamp": r.approximate_arrival_timestamp_ms,
+    });
+    match (serde_json::from_slice::<Value>(&r.data), std::str::from_utf8(&r.data)) {
+        (Ok(v), _) => out["Data"] = v,
+        (Err(_), Ok(s)) => out["Data"] = json!(s),
+        (Err(_), Err(_)) => {
+            out["DataBase64"] = json!(base64::engine::general_purpose::STANDARD.encode(&r.data))
+        }
+    }
+    out
+}
+
+fn not_found_hint(e: BusError, stream: &str) -> anyhow::Error {
+    match e {
+        BusError::StreamNotFound(_) => anyhow::anyhow!(
+            "the stream {stream} does not exist on this bus (`voxbridge stream list` shows the streams; \
+             `stream put --create` makes one)"
+        ),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// `voxbridge stream …`
+pub fn run(command: &StreamCommand, config: &Config) -> Result<()> {
+    crate::runtime()?.block_on(async {
+        let bus = crate::pipelines::open_bus(config).await?;
+        let result = match command {
+            StreamCommand::List(a) => list(bus.as_ref(), a).await,
+            StreamCommand::Put(a) => put(bus.as_ref(), a).await,
+            StreamCommand::Tail(a) => tail(bus.as_ref(), a).await,
+        };
+        bus.close().await;
+        result
+    })
+}
+
+async fn list(bus: &dyn voxbridge_bus::Bus, a: &ListArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for name in bus.list_streams().await? {
+        let info = bus.describe_stream(&name).await?;
+        rows.push(json!({
+            "StreamName": name,
+            "RecordCount": info.record_count,
+            "FirstSequenceNumber": info.first_sequence.map(|s| s.to_string()),
+            "LastSequenceNumber": info.last_sequence.map(|s| s.to_string()),
+        }));
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &rows {
+            println!("{:<24} {:>10} records", r["StreamName"].as_str().unwrap_or(""), r["RecordCount"]);
+        }
+    }
+    Ok(())
+}
+
+async fn put(bus: &dyn voxbridge_bus::Bus, a: &PutArgs) -> Result<()> {
+    let data = if a.content == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("cannot read standard input")?;
+        buf
+    } else {
+        a.content.as_bytes().to_vec()
+    };
+    if a.create {
+        bus.create_stream(&a.stream).await?;
+    }
+    let seq = bus.put(&a.stream, &a.partition_key, data).await.map_err(|e| not_found_hint(e, &a.stream))?;
+    println!("{}", json!({"SequenceNumber": seq.to_string(), "ShardId": "shardId-000000000000"}));
+    Ok(())
+}
+
+async fn tail(bus: &dyn voxbridge_bus::Bus, a: &TailArgs) -> Result<()> {
+    let mut from = starting_position(&a.from)?;
+    if from == StartingPosition::Latest {
+        // Resolved now, so --follow shows what is put from this moment on.
+        let info = bus.describe_stream(&a.stream).await.map_err(|e| not_found_hint(e, &a.stream))?;
+        from = match info.last_sequence {
+            Some(s) => StartingPosition::AfterSequence(s),
+            None => StartingPosition::TrimHorizon,
+        };
+        if !a.follow {
+            return Ok(());
+        }
+    }
+    let mut printed = 0usize;
+    let mut stdout = std::io::stdout();
+    loop {
+        let want = a.limit.map_or(PAGE, |l| l.saturating_sub(printed).min(PAGE));
+        if want == 0 {
+            return Ok(());
+        }
+        let records = bus.read(&a.stream, from, want).await.map_err(|e| not_found_hint(e, &a.stream))?;
+        for r in &records {
+            writeln!(stdout, "{}", render(r)).context("cannot write standard output")?;
+            printed += 1;
+        }
+        stdout.flush().ok();
+        if let Some(last) = records.last() {
+            from = StartingPosition::AfterSequence(last.sequence_number);
+        }
+        if records.len() < want {
+            if !a.follow {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                () = tokio::time::sleep(FOLLOW_POLL) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions() {
+        assert_eq!(starting_position("trim-horizon").unwrap(), StartingPosition::TrimHorizon);
+        assert_eq!(starting_position("TRIM_HORIZON").unwrap(), StartingPosition::TrimHorizon);
+        assert_eq!(starting_position("latest").unwrap(), StartingPosition::Latest);
+        assert_eq!(starting_position("1000").unwrap(), StartingPosition::AtTimestamp(1000));
+        assert_eq!(
+            starting_position("2020-08-07T06:09:41Z").unwrap(),
+            StartingPosition::AtTimestamp(1_596_780_581_000)
+        );
+        assert!(starting_position("yesterday").is_err());
+    }
+}

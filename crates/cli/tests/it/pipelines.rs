@@ -1,0 +1,359 @@
+//! The event pipelines end to end: `serve --flows` puts each contact's events and CTR on
+//! the bus, the CTR sync writes the CTR to the VoiceCall through the CRM REST API (with a
+//! backup in the object store, newest CTR winning), `ctr resync` repairs a VoiceCall that
+//! lost its CTR fields; `stream` and `objects` round trips on the embedded bus and on NATS.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::serving::Server;
+use crate::{fails, ok, run};
+
+/// The sample flows with the demo bindings, as the call simulator tests use them.
+fn sample_flows(dir: &Path) -> PathBuf {
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for e in std::fs::read_dir(repo.join("crates/flows/tests/data/flows")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            std::fs::copy(&p, flows.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(repo.join("docs/examples/flows/flows.toml"), flows.join("flows.toml")).unwrap();
+    flows
+}
+
+/// The CRM REST API as the demo integration user.
+struct Crm {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Crm {
+    fn login(dir: &Path, base: &str) -> Crm {
+        let token = ok(dir, &["token", "--crm", "--url", base, "--data", "data"]).trim().to_string();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        Crm { base: base.to_string(), token, http: reqwest::Client::new(), rt }
+    }
+
+    fn voice_call(&self, contact_id: &str) -> Value {
+        let soql = format!(
+            "SELECT Id, CustomerHoldDuration, NumberOfHolds, CallDisposition, CallEndDateTime, QueueName, \
+             DisconnectReason FROM VoiceCall WHERE VendorCallKey = '{contact_id}'"
+        );
+        let request = self
+            .http
+            .get(format!("{}/services/data/v62.0/query", self.base))
+            .query(&[("q", soql)])
+            .bearer_auth(&self.token);
+        self.rt.block_on(async {
+            let resp = request.send().await.unwrap();
+            assert!(resp.status().is_success(), "{}", resp.status());
+            let body: Value = resp.json().await.unwrap();
+            body["records"][0].clone()
+        })
+    }
+
+    fn patch(&self, id: &str, fields: Value) {
+        let request = self
+            .http
+            .patch(format!("{}/services/data/v62.0/sobjects/VoiceCall/{id}", self.base))
+            .bearer_auth(&self.token)
+            .json(&fields);
+        let status = self.rt.block_on(async { request.send().await.unwrap().status() });
+        assert_eq!(status.as_u16(), 204);
+    }
+}
+
+/// Polls `check` every 100 ms for up to 30 s.
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tags(dir: &Path, key: &str) -> Value {
+    serde_json::from_str(&ok(dir, &["objects", "tag", key, "--data", "data"])).unwrap()
+}
+
+#[test]
+fn a_simulated_call_is_synced_from_the_ctr_stream_and_resynced_from_its_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let flows = sample_flows(d);
+    let mut server = Server::start(
+        d,
+        &["serve", "--data", "data", "--http", "127.0.0.1:0", "--flows", flows.to_str().unwrap()],
+    );
+    let addr = server.wait_for("listening on http://");
+    let bus = server.wait_for("  Event bus:      ");
+    assert!(bus.starts_with("embedded (sqlite://data/bus.db)"), "{bus}");
+    let sync = server.wait_for("  CTR sync:       ");
+    assert!(sync.starts_with("vb-ctr-sync on `ctr`"), "{sync}");
+    let url = format!("http://{addr}");
+
+    let log: Value = serde_json::from_str(&ok(
+        d,
+        &["call", "simulate", "--data", "data", "--url", &url, "--to", "+15550100100", "--json"],
+    ))
+    .unwrap();
+    let contact = log["contactId"].as_str().unwrap().to_string();
+    let voice_call_id = log["voiceCallId"].as_str().unwrap().to_string();
+
+    // The sync fills the CTR fields of the VoiceCall the flow created.
+    let crm = Crm::login(d, &url);
+    let call = eventually("the CTR fields", || {
+        let c = crm.voice_call(&contact);
+        (!c["CustomerHoldDuration"].is_null()).then_some(c)
+    });
+    let id18 = call["Id"].as_str().unwrap().to_string();
+    assert!(id18.starts_with(&voice_call_id), "{id18} is {voice_call_id}");
+    assert_eq!(call["CustomerHoldDuration"], 0);
+    assert_eq!(call["NumberOfHolds"], 0);
+    assert_eq!(call["CallDisposition"], "completed");
+    assert_eq!(call["QueueName"], "Support");
+    assert_eq!(call["DisconnectReason"], log["ctr"]["DisconnectReason"]);
+    assert!(call["CallEndDateTime"].as_str().is_some_and(|t| t.ends_with(".000Z")), "{call}");
+
+    // The backup, tagged with what was applied.
+    let key = format!("ctr/{contact}.json");
+    let backup: Value = serde_json::from_str(&ok(d, &["objects", "get", &key, "--data", "data"])).unwrap();
+    assert_eq!(backup["ContactId"], contact.as_str());
+    let last_update = backup["LastUpdateTimestamp"].as_str().unwrap().to_string();
+    let t = tags(d, &key);
+    assert_eq!(t["applied-last-update"], last_update.as_str());
+    assert_eq!(t["voice-call-id"], id18.as_str());
+    let listed = ok(d, &["objects", "list", "--prefix", "ctr", "--data", "data"]);
+    assert!(listed.contains(&key), "{listed}");
+
+    // The contact's events are on their stream, keyed by ContactId.
+    let events = ok(d, &["stream", "tail", "--stream", "contact-events", "--data", "data"]);
+    let types: Vec<String> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["PartitionKey"] == contact.as_str())
+        .map(|e| e["Data"]["detail"]["eventType"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(types.first().map(String::as_str), Some("INITIATED"), "{events}");
+    assert_eq!(types.last().map(String::as_str), Some("DISCONNECTED"), "{events}");
+
+    // A duplicate with an older LastUpdateTimestamp changes nothing.
+    let mut stale = backup.clone();
+    stale["LastUpdateTimestamp"] = json!("2001-01-01T00:00:00Z");
+    stale["Queue"]["Name"] = json!("Stale");
+    let put = ok(
+        d,
+        &[
+            "stream",
+            "put",
+            "--stream",
+            "ctr",
+            "--partition-key",
+            &contact,
+            &stale.to_string(),
+            "--data",
+            "data",
+        ],
+    );
+    assert!(put.contains("\"SequenceNumber\""), "{put}");
+    eventually("the stale CTR to be seen", || {
+        (tags(d, &key)["last-stale-update"] == "2001-01-01T00:00:00Z").then_some(())
+    });
+    assert_eq!(crm.voice_call(&contact)["QueueName"], "Support");
+    let kept: Value = serde_json::from_str(&ok(d, &["objects", "get", &key, "--data", "data"])).unwrap();
+    assert_eq!(kept["LastUpdateTimestamp"], last_update.as_str(), "the backup keeps the newest CTR");
+
+    // A newer one wins.
+    let mut newer = backup.clone();
+    newer["LastUpdateTimestamp"] = json!("2099-01-01T00:00:00Z");
+    newer["Queue"]["Name"] = json!("Billing");
+    ok(
+        d,
+        &[
+            "stream",
+            "put",
+            "--stream",
+            "ctr",
+            "--partition-key",
+            &contact,
+            &newer.to_string(),
+            "--data",
+            "data",
+        ],
+    );
+    eventually("the newer CTR", || (crm.voice_call(&contact)["QueueName"] == "Billing").then_some(()));
+
+    // A VoiceCall whose CTR fields are gone is repaired from the backup.
+    crm.patch(
+        &voice_call_id,
+        json!({"CustomerHoldDuration": null, "NumberOfHolds": null, "QueueName": null}),
+    );
+    assert!(crm.voice_call(&contact)["CustomerHoldDuration"].is_null());
+    let report: Value = serde_json::from_str(&ok(
+        d,
+        &["ctr", "resync", "--url", &url, "--since", "1h", "--json", "--data", "data"],
+    ))
+    .unwrap();
+    assert_eq!(report["found"], 1, "{report}");
+    assert_eq!(report["resynced"], 1, "{report}");
+    let call = crm.voice_call(&contact);
+    assert_eq!(call["CustomerHoldDuration"], 0);
+    assert_eq!(call["QueueName"], "Billing");
+    let report = ok(d, &["ctr", "resync", "--url", &url, "--data", "data"]);
+    assert!(report.starts_with("0 VoiceCall(s) without CTR fields"), "{report}");
+
+    // A record that is no CTR goes to the dead-letter stream at once; one that keeps failing
+    // (its ContactId cannot name a backup) after its retries.
+    ok(d, &["stream", "put", "--stream", "ctr", "--partition-key", "junk", "not json", "--data", "data"]);
+    let failing = json!({"ContactId": "bad/../id", "InitiationMethod": "INBOUND"}).to_string();
+    ok(d, &["stream", "put", "--stream", "ctr", "--partition-key", "bad", &failing, "--data", "data"]);
+    eventually("the dead letters", || {
+        let dead = ok(d, &["stream", "tail", "--stream", "ctr-dead-letter", "--data", "data"]);
+        (dead.contains("\"Data\":\"not json\"") && dead.contains("bad/../id")).then_some(())
+    });
+}
+
+#[test]
+fn stream_put_and_tail_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let err =
+        fails(d, &["stream", "put", "--stream", "demo", "--partition-key", "k", "{}", "--data", "data"], &[]);
+    assert!(err.contains("stream demo does not exist"), "{err}");
+    for (key, data) in [("a", r#"{"n":1}"#), ("b", "plain text")] {
+        ok(
+            d,
+            &[
+                "stream",
+                "put",
+                "--stream",
+                "demo",
+                "--create",
+                "--partition-key",
+                key,
+                data,
+                "--data",
+                "data",
+            ],
+        );
+    }
+    let lines: Vec<Value> = ok(d, &["stream", "tail", "--stream", "demo", "--data", "data"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["PartitionKey"], "a");
+    assert_eq!(lines[0]["Data"], json!({"n": 1}));
+    assert_eq!(lines[1]["Data"], "plain text");
+    assert_eq!(lines[0]["SequenceNumber"].as_str().map(str::len), Some(20));
+
+    let limited = ok(d, &["stream", "tail", "--stream", "demo", "--limit", "1", "--data", "data"]);
+    assert_eq!(limited.lines().count(), 1);
+    assert!(ok(d, &["stream", "tail", "--stream", "demo", "--from", "latest", "--data", "data"]).is_empty());
+    assert!(ok(
+        d,
+        &["stream", "tail", "--stream", "demo", "--from", "2999-01-01T00:00:00Z", "--data", "data"]
+    )
+    .is_empty());
+    let all =
+        ok(d, &["stream", "tail", "--stream", "demo", "--from", "2000-01-01T00:00:00Z", "--data", "data"]);
+    assert_eq!(all.lines().count(), 2);
+    let list = ok(d, &["stream", "list", "--data", "data"]);
+    assert!(list.contains("demo") && list.contains("ctr") && list.contains("contact-events"), "{list}");
+    let err = fails(d, &["stream", "tail", "--stream", "demo", "--from", "soon", "--data", "data"], &[]);
+    assert!(err.contains("trim-horizon"), "{err}");
+}
+
+#[test]
+fn stream_round_trip_on_nats() {
+    if std::env::var("VOXBRIDGE_SKIP_NATS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let nats = std::env::var("VOXBRIDGE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let prefix = format!("vbtest_cli_{}_", uuid::Uuid::new_v4().simple());
+    let url = format!("{}?prefix={prefix}", nats.split('?').next().unwrap_or(&nats));
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("VOXBRIDGE_BUS_URL", url.as_str())];
+    let out = run(
+        dir.path(),
+        &["stream", "put", "--stream", "ctr", "--partition-key", "c1", r#"{"ContactId":"c1"}"#],
+        &env,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(dir.path(), &["stream", "tail", "--stream", "ctr"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["Data"]["ContactId"], "c1");
+    assert_eq!(line["PartitionKey"], "c1");
+    let out = run(dir.path(), &["stream", "list", "--json"], &env);
+    let streams: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(streams.as_array().unwrap().iter().any(|s| s["StreamName"] == "ctr" && s["RecordCount"] == 1));
+}
+
+#[test]
+fn objects_put_get_list_and_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["objects", "put", "notes/a.txt", "hello", "--data", "data"]);
+    std::fs::write(d.join("b.json"), r#"{"b":2}"#).unwrap();
+    ok(d, &["objects", "put", "notes/b.json", "--file", "b.json", "--data", "data"]);
+    assert_eq!(ok(d, &["objects", "get", "notes/a.txt", "--data", "data"]), "hello");
+    assert!(d.join("data/objects/notes/a.txt").is_file());
+    let list: Value = serde_json::from_str(&ok(d, &["objects", "list", "--json", "--data", "data"])).unwrap();
+    let keys: Vec<&str> = list.as_array().unwrap().iter().map(|o| o["Key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["notes/a.txt", "notes/b.json"]);
+    assert_eq!(list[0]["Size"], 5);
+
+    assert_eq!(tags(d, "notes/a.txt"), json!({}));
+    ok(d, &["objects", "tag", "notes/a.txt", "owner=ops", "tier=cold", "--data", "data"]);
+    assert_eq!(tags(d, "notes/a.txt"), json!({"owner": "ops", "tier": "cold"}));
+    ok(d, &["objects", "tag", "notes/a.txt", "tier=hot", "--data", "data"]);
+    assert_eq!(tags(d, "notes/a.txt"), json!({"tier": "hot"}), "a new tag set replaces the old one");
+    ok(d, &["objects", "tag", "notes/a.txt", "--clear", "--data", "data"]);
+    assert_eq!(tags(d, "notes/a.txt"), json!({}));
+    // Tags are not objects.
+    let listed = ok(d, &["objects", "list", "--data", "data"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+
+    let err = fails(d, &["objects", "get", "notes/missing", "--data", "data"], &[]);
+    assert!(err.contains("there is no object notes/missing"), "{err}");
+    let err = fails(d, &["objects", "tag", "notes/missing", "a=b", "--data", "data"], &[]);
+    assert!(err.contains("no object notes/missing"), "{err}");
+    let err = fails(d, &["objects", "put", "../escape", "x", "--data", "data"], &[]);
+    assert!(err.contains("not an object key"), "{err}");
+    let err = fails(d, &["objects", "tag", "notes/a.txt", "novalue", "--data", "data"], &[]);
+    assert!(err.contains("KEY=VALUE"), "{err}");
+}
+
+#[test]
+fn pipeline_commands_have_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["stream", "--help"][..],
+        &["stream", "put", "--help"],
+        &["stream", "tail", "--help"],
+        &["stream", "list", "--help"],
+        &["objects", "--help"],
+        &["objects", "list", "--help"],
+        &["objects", "put", "--help"],
+        &["objects", "get", "--help"],
+        &["objects", "tag", "--help"],
+        &["ctr", "--help"],
+        &["ctr", "resync", "--help"],
+    ] {
+        let out = ok(dir.path(), args);
+        assert!(out.contains("Usage: voxbridge"), "{args:?}: {out}");
+    }
+    let tail = ok(dir.path(), &["stream", "tail", "--help"]);
+    assert!(tail.contains("trim-horizon") && tail.contains("--follow"), "{tail}");
+}
