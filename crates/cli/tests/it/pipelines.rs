@@ -1,7 +1,9 @@
 //! The event pipelines end to end: `serve --flows` puts each contact's events and CTR on
 //! the bus, the CTR sync writes the CTR to the VoiceCall through the CRM REST API (with a
-//! backup in the object store, newest CTR winning), `ctr resync` repairs a VoiceCall that
-//! lost its CTR fields; `stream` and `objects` round trips on the embedded bus and on NATS.
+//! backup in the object store, newest CTR winning, failures dead-lettered), `ctr resync`
+//! repairs a VoiceCall that lost its CTR fields — on the embedded bus and on NATS JetStream
+//! (`VOXBRIDGE_TEST_NATS_URL`, skipped with `VOXBRIDGE_SKIP_NATS=1`); `stream` and `objects`
+//! round trips.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -83,29 +85,92 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 fn tags(dir: &Path, key: &str) -> Value {
-    serde_json::from_str(&ok(dir, &["objects", "tag", key, "--data", "data"])).unwrap()
+    let mut args = vec!["objects", "tag", key, "--data", "data"];
+    if dir.join("voxbridge.toml").is_file() {
+        args.extend(["--config", "voxbridge.toml"]);
+    }
+    serde_json::from_str(&ok(dir, &args)).unwrap()
 }
 
 #[test]
 fn a_simulated_call_is_synced_from_the_ctr_stream_and_resynced_from_its_backup() {
+    pipeline_end_to_end(None);
+}
+
+#[test]
+fn the_ctr_sync_runs_on_nats_jetstream() {
+    let Some(nats) = nats_url() else { return };
+    pipeline_end_to_end(Some(&nats));
+    delete_streams(&nats);
+}
+
+/// Deletes the streams under the test's own prefix.
+fn delete_streams(url: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let bus = voxbridge_bus::open(url).await.unwrap();
+        for stream in bus.list_streams().await.unwrap() {
+            bus.delete_stream(&stream).await.unwrap();
+        }
+        bus.close().await;
+    });
+}
+
+/// A NATS URL with a stream-name prefix of its own, unless NATS tests are skipped.
+fn nats_url() -> Option<String> {
+    if std::env::var("VOXBRIDGE_SKIP_NATS").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    let nats = std::env::var("VOXBRIDGE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let prefix = format!("vbtest_cli_{}_", uuid::Uuid::new_v4().simple());
+    Some(format!("{}?prefix={prefix}", nats.split('?').next().unwrap_or(&nats)))
+}
+
+/// Places a call through `serve --flows` on the default embedded bus or on `bus_url`, and
+/// follows its CTR through the sync, duplicates, the resync and the dead letters.
+fn pipeline_end_to_end(bus_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let mut config = "version = 1\n".to_string();
+    if let Some(url) = bus_url {
+        config.push_str(&format!("[bus]\nurl = \"{url}\"\n"));
+    }
+    std::fs::write(d.join("voxbridge.toml"), config).unwrap();
+    let vb = |args: &[&str]| ok(d, &[args, &["--config", "voxbridge.toml"]].concat());
     let flows = sample_flows(d);
     let mut server = Server::start(
         d,
-        &["serve", "--data", "data", "--http", "127.0.0.1:0", "--flows", flows.to_str().unwrap()],
+        &[
+            "serve",
+            "--config",
+            "voxbridge.toml",
+            "--data",
+            "data",
+            "--http",
+            "127.0.0.1:0",
+            "--flows",
+            flows.to_str().unwrap(),
+        ],
     );
     let addr = server.wait_for("listening on http://");
     let bus = server.wait_for("  Event bus:      ");
-    assert!(bus.starts_with("embedded (sqlite://data/bus.db)"), "{bus}");
+    let expected = if bus_url.is_some() { "nats (nats://" } else { "embedded (sqlite://data/bus.db)" };
+    assert!(bus.starts_with(expected), "{bus}");
     let sync = server.wait_for("  CTR sync:       ");
     assert!(sync.starts_with("vb-ctr-sync on `ctr`"), "{sync}");
     let url = format!("http://{addr}");
 
-    let log: Value = serde_json::from_str(&ok(
-        d,
-        &["call", "simulate", "--data", "data", "--url", &url, "--to", "+15550100100", "--json"],
-    ))
+    let log: Value = serde_json::from_str(&vb(&[
+        "call",
+        "simulate",
+        "--data",
+        "data",
+        "--url",
+        &url,
+        "--to",
+        "+15550100100",
+        "--json",
+    ]))
     .unwrap();
     let contact = log["contactId"].as_str().unwrap().to_string();
     let voice_call_id = log["voiceCallId"].as_str().unwrap().to_string();
@@ -127,17 +192,17 @@ fn a_simulated_call_is_synced_from_the_ctr_stream_and_resynced_from_its_backup()
 
     // The backup, tagged with what was applied.
     let key = format!("ctr/{contact}.json");
-    let backup: Value = serde_json::from_str(&ok(d, &["objects", "get", &key, "--data", "data"])).unwrap();
+    let backup: Value = serde_json::from_str(&vb(&["objects", "get", &key, "--data", "data"])).unwrap();
     assert_eq!(backup["ContactId"], contact.as_str());
     let last_update = backup["LastUpdateTimestamp"].as_str().unwrap().to_string();
     let t = tags(d, &key);
     assert_eq!(t["applied-last-update"], last_update.as_str());
     assert_eq!(t["voice-call-id"], id18.as_str());
-    let listed = ok(d, &["objects", "list", "--prefix", "ctr", "--data", "data"]);
+    let listed = vb(&["objects", "list", "--prefix", "ctr", "--data", "data"]);
     assert!(listed.contains(&key), "{listed}");
 
     // The contact's events are on their stream, keyed by ContactId.
-    let events = ok(d, &["stream", "tail", "--stream", "contact-events", "--data", "data"]);
+    let events = vb(&["stream", "tail", "--stream", "contact-events", "--data", "data"]);
     let types: Vec<String> = events
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -151,46 +216,40 @@ fn a_simulated_call_is_synced_from_the_ctr_stream_and_resynced_from_its_backup()
     let mut stale = backup.clone();
     stale["LastUpdateTimestamp"] = json!("2001-01-01T00:00:00Z");
     stale["Queue"]["Name"] = json!("Stale");
-    let put = ok(
-        d,
-        &[
-            "stream",
-            "put",
-            "--stream",
-            "ctr",
-            "--partition-key",
-            &contact,
-            &stale.to_string(),
-            "--data",
-            "data",
-        ],
-    );
+    let put = vb(&[
+        "stream",
+        "put",
+        "--stream",
+        "ctr",
+        "--partition-key",
+        &contact,
+        &stale.to_string(),
+        "--data",
+        "data",
+    ]);
     assert!(put.contains("\"SequenceNumber\""), "{put}");
     eventually("the stale CTR to be seen", || {
         (tags(d, &key)["last-stale-update"] == "2001-01-01T00:00:00Z").then_some(())
     });
     assert_eq!(crm.voice_call(&contact)["QueueName"], "Support");
-    let kept: Value = serde_json::from_str(&ok(d, &["objects", "get", &key, "--data", "data"])).unwrap();
+    let kept: Value = serde_json::from_str(&vb(&["objects", "get", &key, "--data", "data"])).unwrap();
     assert_eq!(kept["LastUpdateTimestamp"], last_update.as_str(), "the backup keeps the newest CTR");
 
     // A newer one wins.
     let mut newer = backup.clone();
     newer["LastUpdateTimestamp"] = json!("2099-01-01T00:00:00Z");
     newer["Queue"]["Name"] = json!("Billing");
-    ok(
-        d,
-        &[
-            "stream",
-            "put",
-            "--stream",
-            "ctr",
-            "--partition-key",
-            &contact,
-            &newer.to_string(),
-            "--data",
-            "data",
-        ],
-    );
+    vb(&[
+        "stream",
+        "put",
+        "--stream",
+        "ctr",
+        "--partition-key",
+        &contact,
+        &newer.to_string(),
+        "--data",
+        "data",
+    ]);
     eventually("the newer CTR", || (crm.voice_call(&contact)["QueueName"] == "Billing").then_some(()));
 
     // A VoiceCall whose CTR fields are gone is repaired from the backup.
@@ -199,26 +258,25 @@ fn a_simulated_call_is_synced_from_the_ctr_stream_and_resynced_from_its_backup()
         json!({"CustomerHoldDuration": null, "NumberOfHolds": null, "QueueName": null}),
     );
     assert!(crm.voice_call(&contact)["CustomerHoldDuration"].is_null());
-    let report: Value = serde_json::from_str(&ok(
-        d,
-        &["ctr", "resync", "--url", &url, "--since", "1h", "--json", "--data", "data"],
-    ))
+    let report: Value = serde_json::from_str(&vb(&[
+        "ctr", "resync", "--url", &url, "--since", "1h", "--json", "--data", "data",
+    ]))
     .unwrap();
     assert_eq!(report["found"], 1, "{report}");
     assert_eq!(report["resynced"], 1, "{report}");
     let call = crm.voice_call(&contact);
     assert_eq!(call["CustomerHoldDuration"], 0);
     assert_eq!(call["QueueName"], "Billing");
-    let report = ok(d, &["ctr", "resync", "--url", &url, "--data", "data"]);
+    let report = vb(&["ctr", "resync", "--url", &url, "--data", "data"]);
     assert!(report.starts_with("0 VoiceCall(s) without CTR fields"), "{report}");
 
     // A record that is no CTR goes to the dead-letter stream at once; one that keeps failing
     // (its ContactId cannot name a backup) after its retries.
-    ok(d, &["stream", "put", "--stream", "ctr", "--partition-key", "junk", "not json", "--data", "data"]);
+    vb(&["stream", "put", "--stream", "ctr", "--partition-key", "junk", "not json", "--data", "data"]);
     let failing = json!({"ContactId": "bad/../id", "InitiationMethod": "INBOUND"}).to_string();
-    ok(d, &["stream", "put", "--stream", "ctr", "--partition-key", "bad", &failing, "--data", "data"]);
+    vb(&["stream", "put", "--stream", "ctr", "--partition-key", "bad", &failing, "--data", "data"]);
     eventually("the dead letters", || {
-        let dead = ok(d, &["stream", "tail", "--stream", "ctr-dead-letter", "--data", "data"]);
+        let dead = vb(&["stream", "tail", "--stream", "ctr-dead-letter", "--data", "data"]);
         (dead.contains("\"Data\":\"not json\"") && dead.contains("bad/../id")).then_some(())
     });
 }
@@ -276,12 +334,7 @@ fn stream_put_and_tail_round_trip() {
 
 #[test]
 fn stream_round_trip_on_nats() {
-    if std::env::var("VOXBRIDGE_SKIP_NATS").is_ok_and(|v| v == "1") {
-        return;
-    }
-    let nats = std::env::var("VOXBRIDGE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let prefix = format!("vbtest_cli_{}_", uuid::Uuid::new_v4().simple());
-    let url = format!("{}?prefix={prefix}", nats.split('?').next().unwrap_or(&nats));
+    let Some(url) = nats_url() else { return };
     let dir = tempfile::tempdir().unwrap();
     let env = [("VOXBRIDGE_BUS_URL", url.as_str())];
     let out = run(
@@ -298,6 +351,7 @@ fn stream_round_trip_on_nats() {
     let out = run(dir.path(), &["stream", "list", "--json"], &env);
     let streams: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(streams.as_array().unwrap().iter().any(|s| s["StreamName"] == "ctr" && s["RecordCount"] == 1));
+    delete_streams(&url);
 }
 
 #[test]
