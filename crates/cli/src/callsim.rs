@@ -15,7 +15,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use voxbridge_contacts::{
-    register_external_functions, validate_flow, ContactCenter, FlowLibrary, QueueConfig,
+    register_external_functions, validate_flow, AgentConfig, ContactCenter, FlowLibrary, LibraryDefaults,
+    QueueConfig,
 };
 use voxbridge_flows::Severity;
 use voxbridge_functions::telephony::{self, InvokeTelephonyIntegrationApi, TelephonyApiConfig};
@@ -331,47 +332,38 @@ fn contact_center(
     setup: &SetupFile,
     base_url: &str,
 ) -> Result<ContactCenter> {
-    let mut library =
-        FlowLibrary::load_dir(dir).with_context(|| format!("cannot load the flows in {}", dir.display()))?;
-    // The CRM half's queues, under the ids its routing map gives them, so the answers of
-    // executeOmniFlow name queues the telephony side knows.
+    // The CRM half's queues and agents, under the ids its routing map gives them, so the
+    // answers of executeOmniFlow name queues the telephony side knows; the agents take
+    // contacts from every queue.
+    let mut defaults = LibraryDefaults::default();
     for q in &setup.queues {
         for arn in q.external_ids.iter().filter(|a| a.contains("/queue/")) {
-            let id = arn.rsplit('/').next().unwrap_or(arn).to_string();
-            if !library.queues.iter().any(|c| c.id == id) {
-                library.add_queue(QueueConfig {
-                    name: q.developer_name.clone(),
-                    id,
-                    arn: Some(arn.clone()),
-                    capacity: None,
-                    outbound_caller_id: None,
-                    hours: None,
-                });
-            }
+            defaults.queues.push(QueueConfig {
+                name: q.developer_name.clone(),
+                id: arn.rsplit('/').next().unwrap_or(arn).to_string(),
+                arn: Some(arn.clone()),
+                ..QueueConfig::default()
+            });
         }
     }
-    // The CRM half's agents under their routing-map ARNs, taking contacts from every queue.
     for a in &setup.agents {
         for arn in a.external_ids.iter().filter(|x| x.contains("/agent/")) {
-            let id = arn.rsplit('/').next().unwrap_or(arn).to_string();
-            if library.agent(&id).is_none() && library.agent(&a.username).is_none() {
-                let (first_name, last_name) = match a.name.split_once(' ') {
-                    Some((f, l)) => (Some(f.to_string()), Some(l.to_string())),
-                    None => (Some(a.name.clone()), None),
-                };
-                library
-                    .add_agent(&voxbridge_contacts::AgentConfig {
-                        username: a.username.clone(),
-                        id: Some(id),
-                        arn: Some(arn.clone()),
-                        first_name,
-                        last_name,
-                        ..Default::default()
-                    })
-                    .map_err(anyhow::Error::msg)?;
-            }
+            let (first_name, last_name) = match a.name.split_once(' ') {
+                Some((f, l)) => (Some(f.to_string()), Some(l.to_string())),
+                None => (Some(a.name.clone()), None),
+            };
+            defaults.agents.push(AgentConfig {
+                username: a.username.clone(),
+                id: Some(arn.rsplit('/').next().unwrap_or(arn).to_string()),
+                arn: Some(arn.clone()),
+                first_name,
+                last_name,
+                ..AgentConfig::default()
+            });
         }
     }
+    let library = FlowLibrary::load_dir_with(dir, defaults)
+        .with_context(|| format!("cannot load the flows in {}", dir.display()))?;
     let registry = Registry::new();
     let call_center = setup.call_centers.iter().find(|c| c.private_key_file.is_some()).context(
         "no call center in setup.json has a private key for InvokeTelephonyIntegrationApiFunction",

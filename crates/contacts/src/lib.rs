@@ -32,8 +32,8 @@ pub mod sink;
 use std::sync::Arc;
 
 pub use library::{
-    validate_flow, Agent, AgentConfig, FlowLibrary, FunctionBinding, Hours, HoursConfig, LibraryError,
-    LibraryFlow, QueueConfig, QuickConnect, QuickConnectType,
+    validate_flow, Agent, AgentConfig, FlowLibrary, FunctionBinding, Hours, HoursConfig, LibraryDefaults,
+    LibraryError, LibraryFlow, QueueConfig, QuickConnect, QuickConnectType,
 };
 pub use live::{LiveContacts, LiveError, LiveView};
 pub use runtime::{CallError, ContactCenter, ContactResult, InboundCall, LogStep, QueueRef, Step, Waiting};

@@ -94,6 +94,13 @@ pub struct QueueConfig {
     pub hours: Option<String>,
 }
 
+/// Queues and agents a library has besides those of its flows.toml.
+#[derive(Debug, Clone, Default)]
+pub struct LibraryDefaults {
+    pub queues: Vec<QueueConfig>,
+    pub agents: Vec<AgentConfig>,
+}
+
 /// Hours of operation: weekly open ranges in an IANA time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -328,6 +335,13 @@ impl FlowLibrary {
 
     /// Loads every `*.json` flow of `dir` and its `flows.toml`, if any.
     pub fn load_dir(dir: &Path) -> Result<FlowLibrary, LibraryError> {
+        FlowLibrary::load_dir_with(dir, LibraryDefaults::default())
+    }
+
+    /// Like [`FlowLibrary::load_dir`], with queues and agents the deployment has anyway (the
+    /// CRM half's): added unless flows.toml declares the same id or username, and known to
+    /// flows.toml's agents and quick connects.
+    pub fn load_dir_with(dir: &Path, defaults: LibraryDefaults) -> Result<FlowLibrary, LibraryError> {
         let toml_path = dir.join("flows.toml");
         let config: FlowsToml = match std::fs::read_to_string(&toml_path) {
             Ok(text) => toml::from_str(&text)
@@ -375,9 +389,20 @@ impl FlowLibrary {
         for q in config.queues {
             lib.add_queue(q);
         }
+        for q in defaults.queues {
+            if !lib.queues.iter().any(|c| c.id == q.id) {
+                lib.add_queue(q);
+            }
+        }
         lib.check_queue_hours().map_err(invalid)?;
         for a in &config.agents {
             lib.add_agent(a).map_err(invalid)?;
+        }
+        for a in &defaults.agents {
+            let id = a.id.as_deref().unwrap_or(&a.username);
+            if lib.agent(id).is_none() && lib.agent(&a.username).is_none() {
+                lib.add_agent(a).map_err(invalid)?;
+            }
         }
         for qc in config.quick_connects {
             lib.add_quick_connect(qc).map_err(invalid)?;

@@ -111,6 +111,13 @@ fn request(dir: &std::path::Path, addr: &str, method: &str, path: &str, body: Op
 fn agents_take_scripted_live_and_interactive_calls() {
     let dir = tempfile::tempdir().unwrap();
     let flows = sample_flows(dir.path());
+    // A quick connect to the demo org's Billing queue through the sample queue transfer flow.
+    let mut toml = std::fs::read_to_string(flows.join("flows.toml")).unwrap();
+    toml.push_str(
+        "\n[[quick_connects]]\nname = \"To billing\"\ntype = \"queue\"\ntarget = \"Billing\"\n\
+         flow = \"Sample SCV Transfer Flow For Queue Transfers\"\n",
+    );
+    std::fs::write(flows.join("flows.toml"), toml).unwrap();
     let flows = flows.to_str().unwrap();
     let mut server =
         Server::start(dir.path(), &["serve", "--data", "data", "--http", "127.0.0.1:0", "--flows", flows]);
@@ -133,6 +140,27 @@ fn agents_take_scripted_live_and_interactive_calls() {
             && text.trim_end().ends_with("disconnect reason AGENT_DISCONNECT"),
         "{text}"
     );
+
+    // A transfer through the quick connect: a new contact runs the transfer flow, which creates
+    // its VoiceCall and queues it in Billing, where the next free agent takes it.
+    let script = "agent:connect,w10,agent:transfer:quick:To billing,agent:connect,w5,hangup";
+    let args =
+        ["call", "simulate", "--data", "data", "--url", &url, "--to", "+15550100100", "--input", script];
+    let text = ok(dir.path(), &args);
+    assert!(text.contains("flow       Sample SCV Transfer Flow For Queue Transfers"), "{text}");
+    assert!(text.contains("queue      Billing: QUEUED"), "{text}");
+    assert!(text.contains("contact    ") && text.contains("(TRANSFER from "), "{text}");
+    let transfer =
+        format!("agent      {ada} transfer to Billing through Sample SCV Transfer Flow For Queue Transfers");
+    assert!(text.contains(&transfer), "{text}");
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let log: Value = serde_json::from_str(&ok(dir.path(), &json_args)).unwrap();
+    let next = &log["transferredContacts"][0];
+    assert_eq!(next["InitiationMethod"], "TRANSFER");
+    assert_eq!(next["PreviousContactId"], log["contactId"]);
+    assert_eq!(log["ctr"]["NextContactId"], next["ContactId"]);
+    assert!(next["Attributes"]["voiceCallId"].as_str().is_some_and(|v| v.starts_with("0LQ")), "{next}");
 
     // A live call over HTTP.
     let (status, body) = request(

@@ -6,7 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
-use voxbridge_contacts::{CallerScript, ContactCenter, ContactResult, FlowLibrary, InboundCall, Step};
+use voxbridge_contacts::{
+    AgentConfig, CallerScript, ContactCenter, ContactResult, FlowLibrary, InboundCall, LibraryDefaults,
+    QueueConfig, Step,
+};
 use voxbridge_functions::{ManualClock, Registry};
 
 /// Wednesday 2025-01-15 17:00 UTC (12:00 in New York).
@@ -261,4 +264,24 @@ fn bad_hours_and_agents_are_reported() {
     std::fs::write(dir.path().join("flows.toml"), "[[queues]]\nname = \"Q\"\nid = \"q\"\n").unwrap();
     let lib = FlowLibrary::load_dir(dir.path()).unwrap();
     assert_eq!(lib.queue_hours(lib.queue("Q").unwrap()).unwrap().name, "24x7");
+
+    // The deployment's own queues and agents are known to flows.toml, which may override them.
+    std::fs::write(
+        dir.path().join("flows.toml"),
+        "[[queues]]\nname = \"Support\"\nid = \"s\"\ncapacity = 3\n\
+         [[agents]]\nusername = \"zoe\"\nqueues = [\"Billing\"]\n\
+         [[quick_connects]]\nname = \"To ada\"\ntype = \"agent\"\ntarget = \"ada\"\n",
+    )
+    .unwrap();
+    let queue =
+        |name: &str, id: &str| QueueConfig { name: name.into(), id: id.into(), ..QueueConfig::default() };
+    let defaults = LibraryDefaults {
+        queues: vec![queue("Support", "s"), queue("Billing", "b")],
+        agents: vec![AgentConfig { username: "ada".into(), ..AgentConfig::default() }],
+    };
+    let lib = FlowLibrary::load_dir_with(dir.path(), defaults).unwrap();
+    assert_eq!(lib.queue("s").unwrap().capacity, Some(3));
+    assert_eq!(lib.agent("zoe").unwrap().queue_ids, ["b"]);
+    assert_eq!(lib.quick_connect("To ada").unwrap().target, "ada");
+    assert!(FlowLibrary::load_dir(dir.path()).unwrap_err().to_string().contains("no queue \"Billing\""));
 }
