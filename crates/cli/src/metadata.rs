@@ -1,21 +1,27 @@
 //! `voxbridge metadata retrieve|deploy`: back up an org's call-center metadata as files and
 //! restore it, as an admin does around a sandbox refresh.
 //!
-//! The metadata is what configures the contact center rather than what it records: call
-//! centers, queues, the routing map, phone channels, routing definitions and VoiceCall
-//! custom fields. `retrieve` reads them from the store of the data dir (`--data`/`--config`,
-//! the same store `serve` uses) and writes one JSON file per type into the output directory,
-//! records sorted by key so backups diff cleanly. References between records (a routing
-//! map's queue, a channel's call center) are written by the target's type and key, not its
-//! id, so a backup deploys into an org whose ids differ.
+//! The metadata is what configures the contact center rather than what it records: the
+//! telephony provider's vendor info, connected apps (with their public keys and
+//! pre-authorized users and profiles), call centers (with theirs), queues, the routing map,
+//! phone channels, routing definitions, custom fields, messaging templates and automations.
+//! `retrieve` reads them from the store of the data dir (`--data`/`--config`, the same store
+//! `serve` uses) and writes one JSON file per type into the output directory, records
+//! sorted by key so backups diff cleanly; `--package package.xml` limits it to the types and
+//! members a Metadata-API manifest names. References between records (a routing map's
+//! queue, a channel's call center) are written by the target's type and key, not its id, so
+//! a backup deploys into an org whose ids differ.
 //!
 //! `deploy` provisions the data dir's store as `setup` does (a fresh one gets the demo
 //! org), then upserts every record by type and key in dependency order and refreshes
-//! `setup.json`. A call center that already exists keeps its own `PublicKey`/`Certificate`:
-//! its private key is in the target's data dir, and the backup's key would lock it out.
-//! Records whose references cannot be resolved (an agent who does not exist there) are
-//! skipped and reported. Run it with the server stopped, or restart the server after: the
-//! server caches call-center keys and field definitions.
+//! `setup.json`. Keys are restored from the backup: after a refresh the telephony provider
+//! still signs with the private key it had, so the call center and connected app must
+//! verify with the public key they had (`--keep-keys` keeps the target's keys instead).
+//! A connected app is matched by consumer key, else by name, so the refreshed org's own
+//! app takes the backup's consumer key rather than gaining a twin. Records whose references
+//! cannot be resolved (an agent who does not exist there) are skipped and reported. Run it
+//! with the server stopped, or restart the server after: the server caches call-center
+//! keys and field definitions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,23 +30,30 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use voxbridge_core::{KeyPrefix, Record, SfId};
-use voxbridge_store::Store;
+use voxbridge_store::{Store, WriteOp};
 
 use crate::config::Config;
 use crate::datadir::DataDir;
 
 /// The metadata types, in dependency order (referenced types first).
 pub const TYPES: &[&str] = &[
+    "ConversationVendorInfo",
+    "ConnectedApp",
     "CallCenter",
     "Group",
     "FlowDefinitionView",
     "CustomField",
     "CallCenterRoutingMap",
     "ConversationChannelDefinition",
+    "MessagingTemplate",
+    "Automation",
 ];
 
-/// Fields a deploy leaves alone on call centers that already exist in the target.
+/// Fields `--keep-keys` leaves alone on call centers and connected apps the target has.
 const KEY_FIELDS: &[&str] = &["PublicKey", "Certificate"];
+
+/// The types whose records carry a key that verifies someone's signatures.
+const KEYED_TYPES: &[&str] = &["CallCenter", "ConnectedApp"];
 
 /// The manifest's name and format version.
 const MANIFEST: &str = "metadata.json";
@@ -48,8 +61,9 @@ const FORMAT_VERSION: u64 = 1;
 
 #[derive(Debug, Subcommand)]
 pub enum MetadataCommand {
-    /// Write the org's call-center metadata (call centers, queues, routing map, phone
-    /// channels, routing definitions, custom fields) to DIR, one JSON file per type.
+    /// Write the org's call-center metadata (vendor info, connected apps, call centers,
+    /// queues, routing map, phone channels, routing definitions, custom fields, messaging
+    /// templates, automations) to DIR, one JSON file per type.
     Retrieve(RetrieveArgs),
     /// Create or update the metadata of a directory written by `retrieve` in this data dir's
     /// org (provisioning it first if the store is new), then refresh setup.json.
@@ -61,6 +75,10 @@ pub struct RetrieveArgs {
     /// Directory to write (created if missing; existing metadata files are replaced).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// A Metadata-API `package.xml` naming the types and members to retrieve (`*` for
+    /// every member of a type); without it, everything.
+    #[arg(long, value_name = "FILE")]
+    package: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -71,26 +89,45 @@ pub struct DeployArgs {
     /// Show what would change without writing.
     #[arg(long)]
     dry_run: bool,
+    /// Keep the target's public keys and certificates on call centers and connected apps
+    /// it already has, instead of restoring the backup's.
+    #[arg(long)]
+    keep_keys: bool,
 }
 
 /// `voxbridge metadata …`
 pub fn run(command: &MetadataCommand, config: &Config) -> Result<()> {
     crate::runtime()?.block_on(async {
         match command {
-            MetadataCommand::Retrieve(args) => retrieve(config, &args.out).await,
-            MetadataCommand::Deploy(args) => deploy(config, &args.dir, args.dry_run).await,
+            MetadataCommand::Retrieve(args) => retrieve(config, &args.out, args.package.as_deref()).await,
+            MetadataCommand::Deploy(args) => {
+                let options = DeployOptions { dry_run: args.dry_run, keep_keys: args.keep_keys };
+                deploy(config, &args.dir, options).await
+            }
         }
     })
 }
 
-async fn retrieve(config: &Config, out: &Path) -> Result<()> {
+async fn retrieve(config: &Config, out: &Path, package: Option<&Path>) -> Result<()> {
+    let package = match package {
+        Some(path) => Some(
+            parse_package(
+                &std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not a usable package.xml", path.display()))?,
+        ),
+        None => None,
+    };
     let data = DataDir::new(&config.data_dir);
     let setup = data.read_setup()?;
     let org = SfId::parse(&setup.org.id).with_context(|| format!("setup.json's org id {}", setup.org.id))?;
     let store = crate::serve::open_store(config).await?;
     let result = retrieve_from(&*store, &org).await;
     store.close().await;
-    let files = result?;
+    let mut files = result?;
+    if let Some(package) = &package {
+        files = select(files, package)?;
+    }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut counts = Map::new();
     for (sobject, records) in &files {
@@ -143,6 +180,118 @@ pub async fn retrieve_from(store: &dyn Store, org: &SfId) -> Result<BTreeMap<Str
     Ok(out)
 }
 
+/// The types and members a Metadata-API `package.xml` names: `{type: [member, …]}`, where
+/// `*` stands for every member. Only the parts a manifest needs are read (`<types>` with
+/// `<members>` and `<name>`); comments and `<version>` are ignored.
+pub fn parse_package(text: &str) -> Result<BTreeMap<String, Vec<String>>> {
+    let text = strip_comments(text);
+    if !text.contains("<Package") {
+        bail!("there is no <Package> element");
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut rest = text.as_str();
+    let mut index = 0;
+    while let Some(start) = rest.find("<types>") {
+        index += 1;
+        let after = &rest[start + "<types>".len()..];
+        let end = after.find("</types>").with_context(|| format!("<types> number {index} is not closed"))?;
+        let block = &after[..end];
+        let names = elements(block, "name");
+        let [name] = names.as_slice() else {
+            bail!("<types> number {index} needs exactly one <name>, it has {}", names.len());
+        };
+        let Some(sobject) = TYPES.iter().find(|t| t.eq_ignore_ascii_case(name)) else {
+            bail!(
+                "<types> number {index} names `{name}`, which is not a metadata type Voxbridge backs up ({})",
+                TYPES.join(", ")
+            );
+        };
+        let members = elements(block, "members");
+        if members.is_empty() {
+            bail!("<types> number {index} ({sobject}) has no <members>; use <members>*</members> for all");
+        }
+        out.entry(sobject.to_string()).or_default().extend(members);
+        rest = &after[end..];
+    }
+    if out.is_empty() {
+        bail!("it names no <types>");
+    }
+    Ok(out)
+}
+
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<!--") {
+        out.push_str(&rest[..start]);
+        rest = match rest[start..].find("-->") {
+            Some(end) => &rest[start + end + 3..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The trimmed, unescaped texts of the `<tag>…</tag>` elements in `block`.
+fn elements(block: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = block;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        let text = after[..end]
+            .trim()
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&");
+        out.push(text);
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
+/// Whether a retrieved record (`{key, fields}`) is the package member `member`: by key, or
+/// by its API name (`DeveloperName`, `InternalName`, or `Name` with every character other
+/// than a letter or digit written `_`, as the Metadata API names a connected app).
+fn is_member(record: &Value, member: &str) -> bool {
+    if member == "*" || record["key"].as_str() == Some(member) {
+        return true;
+    }
+    let fields = &record["fields"];
+    ["DeveloperName", "InternalName", "Name"].iter().filter_map(|f| fields[*f].as_str()).any(|name| {
+        name == member
+            || name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>()
+                == member
+    })
+}
+
+/// The records of `files` a package names; an error when a named member does not exist.
+pub fn select(
+    mut files: BTreeMap<String, Vec<Value>>,
+    package: &BTreeMap<String, Vec<String>>,
+) -> Result<BTreeMap<String, Vec<Value>>> {
+    let mut out = BTreeMap::new();
+    for (sobject, members) in package {
+        let records = files.remove(sobject).unwrap_or_default();
+        for m in members.iter().filter(|m| *m != "*") {
+            if !records.iter().any(|r| is_member(r, m)) {
+                let have: Vec<&str> = records.iter().filter_map(|r| r["key"].as_str()).collect();
+                bail!(
+                    "package.xml names {sobject} `{m}`, which the org does not have (it has: {})",
+                    if have.is_empty() { "none".to_string() } else { have.join(", ") }
+                );
+            }
+        }
+        let chosen = records.into_iter().filter(|r| members.iter().any(|m| is_member(r, m))).collect();
+        out.insert(sobject.clone(), chosen);
+    }
+    Ok(out)
+}
+
 /// `value` with an id of a keyed record of the org replaced by a reference to its key.
 async fn portable(store: &dyn Store, org: &SfId, value: &Value) -> Result<Value> {
     let Some(id) = value.as_str().and_then(|s| SfId::parse(s).ok()) else {
@@ -164,24 +313,37 @@ pub struct Outcome {
     pub unchanged: usize,
     /// `key: why` of records not deployed.
     pub skipped: Vec<String>,
+    /// Things the admin should know about deployed records.
+    pub notes: Vec<String>,
 }
 
-async fn deploy(config: &Config, dir: &Path, dry_run: bool) -> Result<()> {
+/// How to deploy.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DeployOptions {
+    /// Only report what would change.
+    pub dry_run: bool,
+    /// Keep the target's keys on call centers and connected apps it has.
+    pub keep_keys: bool,
+}
+
+async fn deploy(config: &Config, dir: &Path, options: DeployOptions) -> Result<()> {
+    let dry_run = options.dry_run;
     let files = read_dir(dir)?;
     let data = DataDir::new(&config.data_dir);
     let (store, provisioned) = crate::serve::prepare(config).await?;
     let result = async {
         let org = SfId::parse(&provisioned.setup.org.id)?;
-        let outcomes = deploy_into(&*store, &org, &files, dry_run, crate::provision::now_ms()).await?;
+        let outcomes = deploy_into(&*store, &org, &files, options, crate::provision::now_ms()).await?;
+        let notes = stale_local_keys(&*store, &org, &data, &outcomes).await?;
         if !dry_run {
             let setup = crate::provision::setup_from_store(&*store, &org, config, &data).await?;
             data.write_setup(&setup)?;
         }
-        Ok::<_, anyhow::Error>((org, outcomes))
+        Ok::<_, anyhow::Error>((org, outcomes, notes))
     }
     .await;
     store.close().await;
-    let (org, outcomes) = result?;
+    let (org, outcomes, notes) = result?;
     let mut skipped = 0;
     for (sobject, o) in &outcomes {
         println!(
@@ -196,6 +358,9 @@ async fn deploy(config: &Config, dir: &Path, dry_run: bool) -> Result<()> {
             println!("  skipped {s}");
         }
         skipped += o.skipped.len();
+    }
+    for n in &notes {
+        println!("note: {n}");
     }
     let verb = if dry_run { "Would deploy" } else { "Deployed" };
     println!(
@@ -252,9 +417,10 @@ pub async fn deploy_into(
     store: &dyn Store,
     org: &SfId,
     files: &BTreeMap<String, Vec<Value>>,
-    dry_run: bool,
+    options: DeployOptions,
     now_ms: i64,
 ) -> Result<Vec<(String, Outcome)>> {
+    let dry_run = options.dry_run;
     let mut outcomes = Vec::new();
     for sobject in TYPES {
         let Some(records) = files.get(*sobject) else { continue };
@@ -280,22 +446,59 @@ pub async fn deploy_into(
                 o.skipped.push(why);
                 continue;
             }
-            let existing = store.find_by_key(org, sobject, key).await?.into_iter().next();
+            let mut existing = store.find_by_key(org, sobject, key).await?.into_iter().next();
+            if existing.is_none() && *sobject == "ConnectedApp" {
+                // The refreshed org's own app of that name takes the backup's consumer key.
+                let name = fields.get("Name").and_then(Value::as_str);
+                existing = store
+                    .list(org, sobject)
+                    .await?
+                    .into_iter()
+                    .find(|a| name.is_some() && a.str("Name") == name);
+            }
             match existing {
                 Some(current) => {
-                    if *sobject == "CallCenter" {
-                        for k in KEY_FIELDS {
-                            fields.remove(*k);
+                    if KEYED_TYPES.contains(sobject) {
+                        if options.keep_keys {
+                            for k in KEY_FIELDS {
+                                fields.remove(*k);
+                            }
+                        } else if KEY_FIELDS.iter().any(|k| fields.contains_key(*k)) {
+                            // A restored key replaces the other kind too, so a stale one
+                            // cannot keep verifying tokens.
+                            for k in KEY_FIELDS {
+                                fields.entry(k.to_string()).or_insert(Value::Null);
+                            }
                         }
                     }
-                    let changed: Map<String, Value> =
-                        fields.into_iter().filter(|(k, v)| current.fields.get(k) != Some(v)).collect();
-                    if changed.is_empty() {
+                    let changed: Map<String, Value> = fields
+                        .into_iter()
+                        .filter(|(k, v)| current.fields.get(k).unwrap_or(&Value::Null) != v)
+                        .collect();
+                    let rekey = current.key.as_deref() != Some(key);
+                    if changed.is_empty() && !rekey {
                         o.unchanged += 1;
                         continue;
                     }
+                    if KEYED_TYPES.contains(sobject) && KEY_FIELDS.iter().any(|k| changed.contains_key(*k)) {
+                        o.notes.push(format!("{sobject} {key}: its key now is the backup's"));
+                    }
                     if !dry_run {
-                        store.update(org, &current.id, changed, now_ms).await?;
+                        if rekey {
+                            // The key is a column: rewrite the record under the same id.
+                            let mut r = current.clone();
+                            r.fields.extend(changed);
+                            r.key = Some(key.to_string());
+                            r.modified_ms = now_ms;
+                            store
+                                .apply(vec![
+                                    WriteOp::Delete { org: org.clone(), id: current.id.clone() },
+                                    WriteOp::Insert(r),
+                                ])
+                                .await?;
+                        } else {
+                            store.update(org, &current.id, changed, now_ms).await?;
+                        }
                     }
                     o.updated += 1;
                 }
@@ -329,4 +532,42 @@ async fn resolve(store: &dyn Store, org: &SfId, value: &Value) -> Result<Option<
     };
     let found = store.find_by_key(org, sobject, key).await?.into_iter().next();
     Ok(found.map(|t| Value::String(t.id.to_string())))
+}
+
+/// Notes for call centers and connected apps whose key a deploy replaced while the data
+/// dir holds a private key for them: that key no longer signs for the org, so `voxbridge
+/// token` and the call simulator need the telephony provider's private key in its place.
+async fn stale_local_keys(
+    store: &dyn Store,
+    org: &SfId,
+    data: &DataDir,
+    outcomes: &[(String, Outcome)],
+) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for (sobject, o) in outcomes {
+        for note in &o.notes {
+            notes.push(note.clone());
+        }
+        if !KEYED_TYPES.contains(&sobject.as_str()) || o.notes.is_empty() {
+            continue;
+        }
+        for r in store.list(org, sobject).await? {
+            let stem = match sobject.as_str() {
+                "CallCenter" => r.key.clone().unwrap_or_default(),
+                _ => DataDir::app_key_stem(r.str("Name").unwrap_or_default()),
+            };
+            let private = data.resolve(&DataDir::private_key_rel(&stem));
+            let public = data.resolve(&DataDir::public_key_rel(&stem));
+            let local_public = std::fs::read_to_string(&public).unwrap_or_default();
+            let stored = r.str("PublicKey").unwrap_or_default();
+            if private.exists() && !local_public.is_empty() && local_public.trim() != stored.trim() {
+                notes.push(format!(
+                    "{} no longer matches {sobject} `{}`; put the private key it had before the refresh there",
+                    private.display(),
+                    r.key.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(notes)
 }

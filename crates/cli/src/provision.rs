@@ -63,6 +63,7 @@ pub async fn provision(store: &dyn Store, config: &Config, data: &DataDir) -> Re
         }
     };
     let integration = ensure_integration(store, &org, data).await?;
+    ensure_demo_recipes(store, &org).await?;
     for cc in &config.call_centers {
         upsert_call_center(store, &org, cc).await?;
     }
@@ -196,6 +197,33 @@ async fn ensure_integration(
         "added the demo connected app and API user for the CRM REST API"
     );
     Ok(Some(integration.summary))
+}
+
+/// Gives the demo org (the one with the demo call center) the records added to the demo
+/// after it may have been made: the telephony vendor info and the guide's Voice Actions
+/// recipe (custom fields, messaging template, automation). Only records whose key is
+/// missing are added, so an admin's edits stay; a deleted one comes back on the next start,
+/// so deactivate the automation (`Active` = false) rather than delete it.
+async fn ensure_demo_recipes(store: &dyn Store, org: &SfId) -> Result<()> {
+    if store.find_by_key(org, "CallCenter", DEMO_CALL_CENTER).await?.is_empty() {
+        return Ok(());
+    }
+    let mut rng = rand::thread_rng();
+    let mut wanted = vec![setup::vendor_info_record(&mut rng, org, now_ms())];
+    wanted.extend(setup::demo_voice_actions(&mut rng, org, now_ms()));
+    let mut ops = Vec::new();
+    for r in wanted {
+        let key = r.key.clone().unwrap_or_default();
+        if store.find_by_key(org, &r.sobject, &key).await?.is_empty() {
+            ops.push(WriteOp::Insert(r));
+        }
+    }
+    if !ops.is_empty() {
+        let n = ops.len();
+        store.apply(ops).await.context("cannot store the demo recipes")?;
+        tracing::info!(records = n, "added the demo vendor info and Voice Actions recipe");
+    }
+    Ok(())
 }
 
 /// Reads a call center's key file from the configuration and checks it is the kind of PEM

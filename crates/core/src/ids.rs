@@ -40,10 +40,15 @@ pub enum KeyPrefix {
     CustomObject,
     PlatformEvent,
     ConversationUpload,
+    ConversationVendorInfo,
+    MessagingTemplate,
+    Automation,
+    MessagingOutbox,
+    MessagingDeliveryAttempt,
 }
 
 impl KeyPrefix {
-    pub const ALL: [KeyPrefix; 28] = [
+    pub const ALL: [KeyPrefix; 33] = [
         KeyPrefix::Organization,
         KeyPrefix::User,
         KeyPrefix::Group,
@@ -72,6 +77,11 @@ impl KeyPrefix {
         KeyPrefix::CustomObject,
         KeyPrefix::PlatformEvent,
         KeyPrefix::ConversationUpload,
+        KeyPrefix::ConversationVendorInfo,
+        KeyPrefix::MessagingTemplate,
+        KeyPrefix::Automation,
+        KeyPrefix::MessagingOutbox,
+        KeyPrefix::MessagingDeliveryAttempt,
     ];
 
     /// The three-character prefix.
@@ -105,6 +115,11 @@ impl KeyPrefix {
             KeyPrefix::CustomObject => "a00",
             KeyPrefix::PlatformEvent => "e00",
             KeyPrefix::ConversationUpload => "0cU",
+            KeyPrefix::ConversationVendorInfo => "0vI",
+            KeyPrefix::MessagingTemplate => "0Jt",
+            KeyPrefix::Automation => "301",
+            KeyPrefix::MessagingOutbox => "0Mb",
+            KeyPrefix::MessagingDeliveryAttempt => "0Md",
         }
     }
 
@@ -140,6 +155,11 @@ impl KeyPrefix {
             KeyPrefix::CustomObject => "CustomObject__c",
             KeyPrefix::PlatformEvent => "PlatformEvent",
             KeyPrefix::ConversationUpload => "ConversationUpload",
+            KeyPrefix::ConversationVendorInfo => "ConversationVendorInfo",
+            KeyPrefix::MessagingTemplate => "MessagingTemplate",
+            KeyPrefix::Automation => "Automation",
+            KeyPrefix::MessagingOutbox => "MessagingOutbox",
+            KeyPrefix::MessagingDeliveryAttempt => "MessagingDeliveryAttempt",
         }
     }
 

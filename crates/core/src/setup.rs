@@ -33,6 +33,13 @@ pub const DEMO_API_USER: &str = "integration@demo.voxbridge.local";
 /// Profile of the demo API user; the connected app pre-authorizes it.
 pub const DEMO_API_PROFILE: &str = "System Administrator";
 
+/// Developer name of the demo org's telephony vendor info (as in the guide's package.xml).
+pub const DEMO_VENDOR_INFO: &str = "SERVICE_CLOUD_VOICE";
+/// Developer name of the demo messaging channel the Voice Actions automation texts through.
+pub const DEMO_SMS_CHANNEL: &str = "Text_US_15551234567";
+/// Developer name of the demo "Voice Actions" automation.
+pub const DEMO_VOICE_ACTIONS: &str = "Voice_Actions";
+
 /// AWS account and region of the demo's Amazon-Connect-style ARNs.
 const ARN_PREFIX: &str = "arn:aws:connect:us-east-1:123456789012:instance";
 
@@ -314,6 +321,113 @@ fn consumer_key(rng: &mut impl Rng) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
     let tail: String = (0..80).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
     format!("3MVG9{tail}")
+}
+
+/// The telephony provider's vendor info (ConversationVendorInfo): which provider the call
+/// centers use and the provider account it is reached through, the record a sandbox
+/// refresh backs up first.
+pub fn vendor_info_record(rng: &mut impl Rng, org: &SfId, now_ms: i64) -> Record {
+    let id = SfId::generate(KeyPrefix::ConversationVendorInfo, rng);
+    let mut r = Record::new(id, org.clone(), "ConversationVendorInfo", Some(DEMO_VENDOR_INFO.into()), now_ms);
+    r.set("DeveloperName", DEMO_VENDOR_INFO);
+    r.set("MasterLabel", "Service Cloud Voice");
+    r.set("VendorName", "Amazon Connect");
+    r.set("TelephonyModel", "AmazonConnect");
+    r.set("AwsAccountId", "123456789012");
+    r.set("Region", "us-east-1");
+    r.set("IsActive", true);
+    r
+}
+
+/// The guide's "Voice Actions" recipe as demo records: the VoiceCall custom fields
+/// `IVRType__c` and `IVRInput__c`, the `IVRTransfer` messaging template, and the automation
+/// that links an existing case (by its number, left-padded to 8 digits), creates and links
+/// a new one, or texts the caller the template. Each record has a key, so an org that lacks
+/// some of them can be given just those.
+pub fn demo_voice_actions(rng: &mut impl Rng, org: &SfId, now_ms: i64) -> Vec<Record> {
+    let mut records = Vec::new();
+    for (name, label) in [("IVRType__c", "IVR Type"), ("IVRInput__c", "IVR Input")] {
+        let spec = CustomFieldSpec {
+            object: "VoiceCall",
+            name,
+            label,
+            kind: "text",
+            length: Some(255),
+            picklist: &[],
+        };
+        let mut r = Record::new(
+            custom_field_id(rng),
+            org.clone(),
+            "CustomField",
+            Some(format!("VoiceCall.{name}")),
+            now_ms,
+        );
+        r.fields = spec.fields();
+        records.push(r);
+    }
+    let mut template = Record::new(
+        SfId::generate(KeyPrefix::MessagingTemplate, rng),
+        org.clone(),
+        "MessagingTemplate",
+        Some("IVRTransfer".into()),
+        now_ms,
+    );
+    template.set("DeveloperName", "IVRTransfer");
+    template.set("Name", "IVRTransfer");
+    template.set(
+        "Message",
+        "Our messaging team is here to help you! Please respond to this message to connect with an agent.",
+    );
+    records.push(template);
+    let mut automation = Record::new(
+        SfId::generate(KeyPrefix::Automation, rng),
+        org.clone(),
+        "Automation",
+        Some(DEMO_VOICE_ACTIONS.into()),
+        now_ms,
+    );
+    automation.set("DeveloperName", DEMO_VOICE_ACTIONS);
+    automation.set("Label", "Voice Actions");
+    automation.set("Active", true);
+    automation.set("Definition", voice_actions_definition());
+    records.push(automation);
+    records
+}
+
+/// The definition of the demo "Voice Actions" automation (docs/automations.md).
+pub fn voice_actions_definition() -> Value {
+    json!({
+        "label": "Voice Actions",
+        "description": "Links the case a caller chose in the IVR to the voice call, or texts the caller.",
+        "trigger": {"object": "VoiceCall", "on": ["create"], "condition": "NOT(ISBLANK(IVRType__c))"},
+        "formulas": {
+            "Get8DigitCaseNumber": "LPAD(IVRInput__c, 8, \"0\")",
+            "SMSPhone": "RIGHT(FromPhoneNumber, 10)"
+        },
+        "steps": [{"decision": {
+            "name": "IVRSelection",
+            "outcomes": [
+                {"name": "ExistingCase", "when": "IVRType__c = \"ExistingCase\"", "steps": [
+                    {"find": {"as": "existingCase",
+                        "soql": "SELECT Id, CaseNumber FROM Case WHERE CaseNumber = :Get8DigitCaseNumber LIMIT 1"}},
+                    {"decision": {"name": "CaseFound", "outcomes": [
+                        {"name": "Found", "when": "NOT(ISBLANK(existingCase.Id))", "steps": [
+                            {"update": {"record": "$Record.Id", "fields": {"RelatedRecordId": "existingCase.Id"}}}
+                        ]}
+                    ]}}
+                ]},
+                {"name": "IVRTransfer", "when": "IVRType__c = \"IVRTransfer\"", "steps": [
+                    {"notify": {"name": "SendTransferSMS", "channel": DEMO_SMS_CHANNEL, "template": "IVRTransfer",
+                        "recipient": "SMSPhone", "context": "$Record.Id"}}
+                ]}
+            ],
+            "default": [
+                {"create": {"as": "newCase", "object": "Case",
+                    "fields": {"Subject": "IVRInput__c", "Origin": "\"Phone\""}}},
+                {"update": {"record": "$Record.Id", "fields": {"RelatedRecordId": "newCase.Id"}}}
+            ]
+        }}]
+    })
 }
 
 /// A CallCenter record. Used for the demo call center and for call centers an operator

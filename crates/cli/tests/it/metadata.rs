@@ -1,12 +1,15 @@
 //! `voxbridge metadata retrieve|deploy`: an org's call-center metadata backed up as files,
 //! edited, and restored into another data dir's org (a refreshed sandbox), by key and with
-//! references resolved there.
+//! references resolved there; a package.xml choosing what to retrieve, as in the guide's
+//! sandbox refresh; and the telephony side working again against the refreshed org with
+//! the keys it had.
 
 use std::path::Path;
 
 use serde_json::{json, Value};
 
 use super::{fails, ok};
+use crate::serving::Server;
 
 fn read(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -90,7 +93,7 @@ fn retrieve_then_deploy_into_a_refreshed_org() {
     ok(dir, &["metadata", "retrieve", "--out", "after-dry-run", "--data", "b"]);
     assert_eq!(records(&dir.join("after-dry-run"), "Group"), records(&dir.join("before"), "Group"));
 
-    let out = ok(dir, &["metadata", "deploy", "backup", "--data", "b"]);
+    let out = ok(dir, &["metadata", "deploy", "backup", "--keep-keys", "--data", "b"]);
     assert!(out.contains("Deployed the metadata of backup"), "{out}");
     assert!(
         out.contains("skipped CallCenterRoutingMap arn:aws:connect:us-east-1:1:instance/i/agent/gone"),
@@ -120,7 +123,7 @@ fn retrieve_then_deploy_into_a_refreshed_org() {
     assert_eq!(records(&after, "CallCenter")["DemoCallCenter"]["PublicKey"], key_b);
 
     // Deploying again changes nothing.
-    let again = ok(dir, &["metadata", "deploy", "backup", "--data", "b"]);
+    let again = ok(dir, &["metadata", "deploy", "backup", "--keep-keys", "--data", "b"]);
     assert!(again.contains("Group                          0 created, 0 updated, 3 unchanged"), "{again}");
 }
 
@@ -144,4 +147,135 @@ fn deploy_refuses_what_is_not_a_backup() {
     // Retrieving needs a data dir with an org.
     let err = fails(dir, &["metadata", "retrieve", "--out", "x", "--data", "empty"], &[]);
     assert!(err.contains("setup.json"), "{err}");
+}
+
+/// The guide's three package.xml files in one.
+const PACKAGE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- ConversationVendorInfo, CallCenter and ConnectedApp packages -->
+<Package xmlns="http://soap.sforce.com/2006/04/metadata">
+  <types>
+    <members>SERVICE_CLOUD_VOICE</members>
+    <name>ConversationVendorInfo</name>
+  </types>
+  <types>
+    <members>DemoCallCenter</members>
+    <name>CallCenter</name>
+  </types>
+  <types>
+    <members>Voxbridge_Integration</members>
+    <name>ConnectedApp</name>
+  </types>
+  <version>55.0</version>
+</Package>
+"#;
+
+#[test]
+fn a_refreshed_org_restored_from_a_retrieve_works_for_the_telephony_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["setup", "--data", "a"]);
+    std::fs::write(dir.join("package.xml"), PACKAGE).unwrap();
+    let out =
+        ok(dir, &["metadata", "retrieve", "--package", "package.xml", "--out", "backup", "--data", "a"]);
+    assert!(out.contains("Retrieved the metadata of org"), "{out}");
+    let backup = dir.join("backup");
+    let mut written: Vec<String> =
+        std::fs::read_dir(&backup).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    written.sort();
+    assert_eq!(
+        written,
+        ["CallCenter.json", "ConnectedApp.json", "ConversationVendorInfo.json", "metadata.json"]
+    );
+    let vendor = &records(&backup, "ConversationVendorInfo")["SERVICE_CLOUD_VOICE"];
+    assert_eq!(vendor["VendorName"], "Amazon Connect");
+    let setup_a = read(&dir.join("a/setup.json"));
+    let consumer_key = setup_a["connected_apps"][0]["consumer_key"].as_str().unwrap().to_string();
+    let app = &records(&backup, "ConnectedApp")[&consumer_key];
+    assert_eq!(app["PreAuthorizedProfiles"], json!(["System Administrator"]));
+    assert!(app["PublicKey"].as_str().unwrap().contains("PUBLIC KEY"));
+    assert!(records(&backup, "CallCenter")["DemoCallCenter"]["PublicKey"].is_string());
+
+    // The refreshed org: other ids, other keys, its own connected app.
+    ok(dir, &["setup", "--data", "b"]);
+    let setup_b = read(&dir.join("b/setup.json"));
+    assert_ne!(setup_b["connected_apps"][0]["consumer_key"], consumer_key.as_str());
+    let out = ok(dir, &["metadata", "deploy", "backup", "--data", "b"]);
+    assert!(out.contains("CallCenter                     0 created, 1 updated"), "{out}");
+    assert!(out.contains("ConnectedApp                   0 created, 1 updated"), "{out}");
+    assert!(out.contains("note: CallCenter DemoCallCenter: its key now is the backup's"), "{out}");
+    assert!(out.contains("DemoCallCenter.private.pem no longer matches"), "{out}");
+    let setup_b = read(&dir.join("b/setup.json"));
+    assert_eq!(setup_b["connected_apps"].as_array().unwrap().len(), 1, "no twin: {setup_b}");
+    assert_eq!(setup_b["connected_apps"][0]["consumer_key"], consumer_key.as_str());
+
+    // The telephony side keeps its private keys and learns the new org id.
+    let mut server = Server::start(dir, &["serve", "--http", "127.0.0.1:0", "--data", "b"]);
+    let base = format!("http://{}", server.wait_for("listening on http://"));
+    let token = ok(dir, &["token", "--data", "b", "--key", "a/keys/DemoCallCenter.private.pem"]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (status, body) = rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/telephony/v1/voiceCalls"))
+            .bearer_auth(token.trim())
+            .json(&json!({"callCenterApiName": "DemoCallCenter", "vendorCallKey": "refresh-1",
+                "to": "+15550100100", "from": "+15551234567", "initiationMethod": "Inbound",
+                "startTime": "2026-01-01T00:00:00.000Z",
+                "participants": [{"participantKey": "+15551234567", "type": "END_USER"}]}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 200, "{body}");
+    assert!(body["voiceCallId"].as_str().is_some_and(|id| id.starts_with("0LQ")), "{body}");
+
+    let access = ok(
+        dir,
+        &[
+            "token",
+            "--crm",
+            "--url",
+            &base,
+            "--data",
+            "b",
+            "--consumer-key",
+            &consumer_key,
+            "--key",
+            "a/keys/VoxbridgeIntegration.private.pem",
+        ],
+    );
+    assert!(access.trim().starts_with(setup_b["org"]["id"].as_str().unwrap()), "{access}");
+    // b's own key no longer logs in: the app verifies with the key it had.
+    let err =
+        fails(dir, &["token", "--crm", "--url", &base, "--data", "b", "--consumer-key", &consumer_key], &[]);
+    assert!(err.contains("signature"), "{err}");
+}
+
+#[test]
+fn package_xml_mistakes_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["setup", "--data", "a"]);
+    let cases = [
+        (
+            "<Package><types><members>*</members><name>ApexClass</name></types></Package>",
+            "`ApexClass`, which is not a metadata type",
+        ),
+        (
+            "<Package><types><members>Nope</members><name>CallCenter</name></types></Package>",
+            "CallCenter `Nope`, which the org does not have (it has: DemoCallCenter)",
+        ),
+        ("<Package><types><name>CallCenter</name></types></Package>", "has no <members>"),
+        ("<Package></Package>", "names no <types>"),
+        ("<types/>", "no <Package> element"),
+    ];
+    for (xml, needle) in cases {
+        std::fs::write(dir.join("package.xml"), xml).unwrap();
+        let err = fails(
+            dir,
+            &["metadata", "retrieve", "--package", "package.xml", "--out", "x", "--data", "a"],
+            &[],
+        );
+        assert!(err.contains(needle), "{xml}: {err}");
+    }
 }
