@@ -17,7 +17,7 @@
 //! `LastUpdateTimestamp` is at least the last applied one, which the sync keeps in the
 //! backup's tags (`applied-last-update`); the backup itself always holds the newest CTR.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinSet;
 use voxbridge_bus::{Bus, BusRecord, ConsumerOptions, HandlerError, StartingPosition};
 use voxbridge_contacts::ContactSink;
-use voxbridge_functions::ctr_sync::{self, FieldMapping, SkipReason};
+use voxbridge_functions::ctr_sync::{self, CustomField, FieldMapping, SkipReason};
 use voxbridge_functions::salesforce::{CrmClient, CrmConfig};
 
 use crate::config::{redact_url, Config};
@@ -163,7 +163,8 @@ pub struct CtrSync {
     mapping: FieldMapping,
     /// The call center VoiceCalls created from CTRs belong to.
     call_center_id: Option<String>,
-    custom_fields: Mutex<Option<(Instant, HashSet<String>)>>,
+    /// VoiceCall's custom fields by lower-case name, with when they were described.
+    custom_fields: Mutex<Option<(Instant, HashMap<String, CustomField>)>>,
 }
 
 impl CtrSync {
@@ -231,13 +232,13 @@ impl CtrSync {
         let transformed = ctr_sync::transform(ctr, &self.mapping);
         let existing = self.find_voice_call(&contact_id).await?;
         let custom = if transformed.call_attributes().is_empty() {
-            HashSet::new()
+            HashMap::new()
         } else {
             self.custom_fields().await?
         };
         let mut fields =
             ctr_sync::voice_call_fields(&transformed, existing.as_ref().map(|(_, f)| f), &|name: &str| {
-                custom.contains(name)
+                custom.get(&name.to_ascii_lowercase()).cloned()
             });
         let (voice_call_id, created) = match existing {
             Some((id, _)) => {
@@ -303,7 +304,7 @@ impl CtrSync {
     }
 
     /// VoiceCall's custom fields, from describe, cached for a minute.
-    async fn custom_fields(&self) -> Result<HashSet<String>> {
+    async fn custom_fields(&self) -> Result<HashMap<String, CustomField>> {
         let mut cached = self.custom_fields.lock().await;
         if let Some((at, fields)) = cached.as_ref() {
             if at.elapsed() < DESCRIBE_TTL {
@@ -314,14 +315,19 @@ impl CtrSync {
         if !resp.is_success() {
             bail!("describing VoiceCall failed ({}): {}", resp.status, resp.error_message());
         }
-        let fields: HashSet<String> = resp
+        let fields: HashMap<String, CustomField> = resp
             .body
             .get("fields")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter(|f| f.get("custom").and_then(Value::as_bool) == Some(true))
-            .filter_map(|f| f.get("name").and_then(Value::as_str).map(str::to_string))
+            .filter_map(|f| {
+                let name = f.get("name").and_then(Value::as_str)?.to_string();
+                let ty = f.get("type").and_then(Value::as_str).unwrap_or("string");
+                let text = matches!(ty, "string" | "textarea" | "phone" | "email" | "url" | "picklist");
+                Some((name.to_ascii_lowercase(), CustomField { name, text }))
+            })
             .collect();
         *cached = Some((Instant::now(), fields.clone()));
         Ok(fields)

@@ -366,6 +366,16 @@ fn call_type(initiation_method: &str) -> &'static str {
     }
 }
 
+/// A custom VoiceCall field the call attributes may set, as the org describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomField {
+    /// The field's name as the org spells it (attribute names match it case-insensitively).
+    pub name: String,
+    /// A text field (text, text area, phone, email, URL, picklist): numbers, booleans and
+    /// JSON values are written as their text.
+    pub text: bool,
+}
+
 /// Dispositions that mean the VoiceCall has not been finished by anyone yet, so the CTR's
 /// `completed` may replace them.
 const OPEN_DISPOSITIONS: [&str; 2] = ["new", "in-progress"];
@@ -378,12 +388,12 @@ const OPEN_DISPOSITIONS: [&str; 2] = ["new", "in-progress"];
 /// * `CallDisposition` becomes `completed` unless the VoiceCall already has a final one.
 /// * `CustomerHoldDuration` and `NumberOfHolds` are 0 for a contact no agent took, so that
 ///   "`CustomerHoldDuration = null`" means "not synced yet", as the retry recipe assumes.
-/// * Call attributes go to the VoiceCall fields of the same name when `is_custom_field` says
-///   the field exists (custom `__c` fields); the others stay out.
+/// * Call attributes go to the custom VoiceCall fields `custom_field` finds for their names;
+///   the others stay out.
 pub fn voice_call_fields(
     t: &Transformed,
     existing: Option<&Map<String, Value>>,
-    is_custom_field: &dyn Fn(&str) -> bool,
+    custom_field: &dyn Fn(&str) -> Option<CustomField>,
 ) -> Map<String, Value> {
     let f = &t.fields;
     let time = |key: &str| f.get(key).and_then(Value::as_str).and_then(parse_time_ms);
@@ -444,9 +454,16 @@ pub fn voice_call_fields(
         }
     }
     for (name, value) in t.call_attributes() {
-        if is_custom_field(&name) && !out.contains_key(&name) {
-            out.insert(name, value);
+        let Some(field) = custom_field(&name) else { continue };
+        if out.contains_key(&field.name) {
+            continue;
         }
+        let value = match value {
+            Value::String(_) | Value::Null => value,
+            other if field.text => Value::String(js_stringify(&other)),
+            other => other,
+        };
+        out.insert(field.name, value);
     }
     out
 }
@@ -511,7 +528,7 @@ mod tests {
             "Attributes": {"sfdc-Topic__c": "billing", "sfdc-Unknown__c": "x"},
         });
         let t = transform(&ctr, &FieldMapping::default());
-        let known = |n: &str| n == "Topic__c";
+        let known = |n: &str| (n == "Topic__c").then(|| CustomField { name: n.to_string(), text: true });
         let existing: Map<String, Value> = serde_json::from_value(json!({"CallDisposition": "new"})).unwrap();
         let update = voice_call_fields(&t, Some(&existing), &known);
         assert_eq!(update["CallStartDateTime"], "2020-08-07T06:09:34.000Z");
@@ -536,6 +553,23 @@ mod tests {
     }
 
     #[test]
+    fn custom_fields_take_the_org_spelling_and_text_values() {
+        let mapping =
+            FieldMapping::parse([("Holds__c", "Agent.NumberOfHolds"), ("Count__c", "Agent.NumberOfHolds")])
+                .unwrap();
+        let ctr = json!({"ContactId": "c1", "Agent": {"NumberOfHolds": 2}});
+        let t = transform(&ctr, &mapping);
+        let fields = |n: &str| match n {
+            "Holds__c" => Some(CustomField { name: "HOLDS__C".into(), text: true }),
+            "Count__c" => Some(CustomField { name: "Count__c".into(), text: false }),
+            _ => None,
+        };
+        let out = voice_call_fields(&t, None, &fields);
+        assert_eq!(out["HOLDS__C"], "2");
+        assert_eq!(out["Count__c"], 2);
+    }
+
+    #[test]
     fn newest_last_update_wins() {
         assert!(supersedes(Some(2), None));
         assert!(supersedes(None, None));
@@ -552,7 +586,7 @@ mod tests {
         {
             let _ = should_process(&ctr);
             let t = transform(&ctr, &FieldMapping::default());
-            let _ = voice_call_fields(&t, None, &|_| true);
+            let _ = voice_call_fields(&t, None, &|n| Some(CustomField { name: n.into(), text: true }));
         }
     }
 }

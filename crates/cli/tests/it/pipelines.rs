@@ -44,10 +44,14 @@ impl Crm {
     }
 
     fn voice_call(&self, contact_id: &str) -> Value {
-        let soql = format!(
+        self.first(&format!(
             "SELECT Id, CustomerHoldDuration, NumberOfHolds, CallDisposition, CallEndDateTime, QueueName, \
              DisconnectReason FROM VoiceCall WHERE VendorCallKey = '{contact_id}'"
-        );
+        ))
+    }
+
+    /// The first record a query answers (null when none).
+    fn first(&self, soql: &str) -> Value {
         let request = self
             .http
             .get(format!("{}/services/data/v62.0/query", self.base))
@@ -131,7 +135,10 @@ fn nats_url() -> Option<String> {
 fn pipeline_end_to_end(bus_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut config = "version = 1\n".to_string();
+    // Extra CTR values for custom fields: the "Customize Synced CTR Fields" recipe.
+    let mut config =
+        "version = 1\n[ctr.fields]\nPriority__c = \"Attributes.Priority\"\nMyField__c = \"Queue.Duration\"\n"
+            .to_string();
     if let Some(url) = bus_url {
         config.push_str(&format!("[bus]\nurl = \"{url}\"\n"));
     }
@@ -269,6 +276,42 @@ fn pipeline_end_to_end(bus_url: Option<&str>) {
     assert_eq!(call["QueueName"], "Billing");
     let report = vb(&["ctr", "resync", "--url", &url, "--data", "data"]);
     assert!(report.starts_with("0 VoiceCall(s) without CTR fields"), "{report}");
+
+    // The CTR of a contact without a VoiceCall (a missed call) creates one.
+    let missed = uuid::Uuid::new_v4().to_string();
+    let ctr = json!({
+        "ContactId": missed,
+        "InitiationMethod": "INBOUND",
+        "Channel": "VOICE",
+        "InitiationTimestamp": "2026-01-01T10:00:00Z",
+        "DisconnectTimestamp": "2026-01-01T10:01:30Z",
+        "LastUpdateTimestamp": "2026-01-01T10:01:31Z",
+        "CustomerEndpoint": {"Address": "+14155550199", "Type": "TELEPHONE_NUMBER"},
+        "SystemEndpoint": {"Address": "+15550100100", "Type": "TELEPHONE_NUMBER"},
+        "Queue": {"Name": "Support", "EnqueueTimestamp": "2026-01-01T10:00:10Z", "Duration": 80},
+        "DisconnectReason": "CUSTOMER_DISCONNECT",
+        "Attributes": {"sfdc-Department__c": "Billing", "Priority": "3"},
+    });
+    vb(&["stream", "put", "--stream", "ctr", "--partition-key", &missed, &ctr.to_string(), "--data", "data"]);
+    let soql = format!(
+        "SELECT Id, CallType, FromPhoneNumber, ToPhoneNumber, CallDurationInSeconds, CallDisposition, \
+         CustomerHoldDuration, CallCenterId, Department__c, Priority__c, MyField__c FROM VoiceCall \
+         WHERE VendorCallKey = '{missed}'"
+    );
+    let created = eventually("the missed call's VoiceCall", || {
+        let c = crm.first(&soql);
+        (!c.is_null()).then_some(c)
+    });
+    assert_eq!(created["CallType"], "Inbound");
+    assert_eq!(created["FromPhoneNumber"], "+14155550199");
+    assert_eq!(created["ToPhoneNumber"], "+15550100100");
+    assert_eq!(created["CallDurationInSeconds"], 90);
+    assert_eq!(created["CallDisposition"], "completed");
+    assert_eq!(created["CustomerHoldDuration"], 0);
+    assert!(created["CallCenterId"].as_str().is_some_and(|c| c.starts_with("04v")), "{created}");
+    assert_eq!(created["Department__c"], "Billing");
+    assert_eq!(created["Priority__c"].as_f64(), Some(3.0));
+    assert_eq!(created["MyField__c"], "80");
 
     // A record that is no CTR goes to the dead-letter stream at once; one that keeps failing
     // (its ContactId cannot name a backup) after its retries.
