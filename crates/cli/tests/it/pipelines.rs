@@ -454,3 +454,68 @@ fn pipeline_commands_have_help() {
     let tail = ok(dir.path(), &["stream", "tail", "--help"]);
     assert!(tail.contains("trim-horizon") && tail.contains("--follow"), "{tail}");
 }
+
+#[cfg(unix)]
+#[test]
+fn serve_puts_every_record_and_closes_the_bus_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let flows = sample_flows(d);
+    let mut child = crate::voxbridge(
+        d,
+        &["serve", "--data", "data", "--http", "127.0.0.1:0", "--flows", flows.to_str().unwrap()],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Kills the server if the test fails before it exits.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reap(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Waits (bounded) for a line starting with `prefix`.
+    let wait_for = |prefix: &str| loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no {prefix:?}"));
+        if let Some(rest) = line.strip_prefix(prefix) {
+            break rest.to_string();
+        }
+    };
+    let addr = wait_for("listening on http://");
+    let url = format!("http://{addr}");
+    let log: Value = serde_json::from_str(&ok(
+        d,
+        &["call", "simulate", "--data", "data", "--url", &url, "--to", "+15550100100", "--json"],
+    ))
+    .unwrap();
+    let contact = log["contactId"].as_str().unwrap().to_string();
+
+    let sent = std::process::Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()));
+    wait_for("stopped");
+    let status = eventually("the server to exit", || child.0.try_wait().unwrap());
+    assert!(status.success());
+
+    // Every record of the contact was put before the bus closed.
+    let ctrs = ok(d, &["stream", "tail", "--stream", "ctr", "--data", "data"]);
+    assert!(ctrs.contains(&contact), "{ctrs}");
+    let events = ok(d, &["stream", "tail", "--stream", "contact-events", "--data", "data"]);
+    assert!(events.contains("\"DISCONNECTED\"") && events.contains(&contact), "{events}");
+}
