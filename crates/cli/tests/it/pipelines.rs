@@ -373,6 +373,50 @@ fn stream_put_and_tail_round_trip() {
     assert!(list.contains("demo") && list.contains("ctr") && list.contains("contact-events"), "{list}");
     let err = fails(d, &["stream", "tail", "--stream", "demo", "--from", "soon", "--data", "data"], &[]);
     assert!(err.contains("trim-horizon"), "{err}");
+
+    // --follow from latest waits for what is put after it started.
+    let follower = crate::voxbridge(
+        d,
+        &[
+            "stream", "tail", "--stream", "demo", "--from", "latest", "--follow", "--limit", "1", "--data",
+            "data",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    struct Reap(Option<std::process::Child>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut follower = Reap(Some(follower));
+    // Until the follower has seen one: a put made before it read the stream's end is not
+    // for it, so put again.
+    eventually("the follower to see a new record", || {
+        ok(
+            d,
+            &[
+                "stream",
+                "put",
+                "--stream",
+                "demo",
+                "--partition-key",
+                "f",
+                r#"{"late":true}"#,
+                "--data",
+                "data",
+            ],
+        );
+        follower.0.as_mut().and_then(|c| c.try_wait().unwrap())
+    });
+    let out = follower.0.take().unwrap().wait_with_output().unwrap();
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["Data"], json!({"late": true}));
 }
 
 #[test]
