@@ -134,7 +134,7 @@ pub fn run(args: &FlowsArgs) -> Result<()> {
         machine.cpus,
         machine.cpu_model
     ));
-    let (library, _dir) = library()?;
+    let library = library()?;
 
     let memory = memory(&library, args.active)?;
     let runtime = crate::runtime()?;
@@ -163,8 +163,8 @@ pub fn run(args: &FlowsArgs) -> Result<()> {
 }
 
 /// The sample library, as `serve` installs it, plus the queue the in-process routing answers
-/// with. The directory must outlive nothing: the library is parsed once.
-fn library() -> Result<(Arc<FlowLibrary>, tempfile::TempDir)> {
+/// with. It is loaded from a temporary directory, removed once the flows are parsed.
+fn library() -> Result<Arc<FlowLibrary>> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     for (file, text) in SAMPLE_FLOWS {
         let text = if *file == "flows.toml" {
@@ -178,7 +178,7 @@ fn library() -> Result<(Arc<FlowLibrary>, tempfile::TempDir)> {
         std::fs::write(dir.path().join(file), text)?;
     }
     let library = FlowLibrary::load_dir(dir.path()).context("the sample flows do not load")?;
-    Ok((Arc::new(library), dir))
+    Ok(Arc::new(library))
 }
 
 fn support_arn(library: &FlowLibrary) -> String {
