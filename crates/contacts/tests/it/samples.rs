@@ -380,8 +380,8 @@ async fn new_or_existing_case_recipe_sets_the_ivr_type_and_input() {
 async fn sms_transfer_recipe_creates_the_voice_call_and_hangs_up() {
     let s = samples(&[]).await;
     let result = s.call("+15550100102", "3").await;
-    assert_eq!(result.attributes["sfdc-IVRType__c"], "SMSTransfer");
-    assert_eq!(call_attributes(&result)["IVRType__c"], "SMSTransfer");
+    assert_eq!(result.attributes["sfdc-IVRType__c"], "IVRTransfer");
+    assert_eq!(call_attributes(&result)["IVRType__c"], "IVRTransfer");
     assert!(result.voice_call_id.is_some(), "{:#?}", result.steps);
     assert_eq!(result.disposition, "DISCONNECTED");
     assert_eq!(result.queue, None);
