@@ -119,7 +119,7 @@ pub async fn login(State(app): AppState, headers: HeaderMap, bytes: Bytes) -> Re
             .into());
         }
     }
-    let maps = app.store.list(&crm.org, "CallCenterRoutingMap").await?;
+    let maps = app.omni.routing_maps(&crm.org, app.now_ms()).await?;
     if !maps.iter().any(|m| m.str("ReferenceRecordId").is_some_and(|r| user.id.matches(r))) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

@@ -30,6 +30,8 @@ use voxbridge_routing::{
 };
 use voxbridge_store::{Store, StoreError, WriteOp};
 
+use crate::cache::TtlCache;
+
 /// Messages waiting for an org's router; senders wait when it is full.
 const INBOX: usize = 4096;
 /// Console events buffered per org for slow WebSocket clients.
@@ -107,13 +109,12 @@ pub enum Ask {
 /// What the Telephony API tells an org's router after committing its records.
 #[derive(Debug)]
 pub enum Tell {
-    /// executeOmniFlow, a transfer, or reroute (`reroute`: close accepted work first).
+    /// executeOmniFlow, a transfer, or reroute. Accepted work is closed and routed again.
     Route {
         call: SfId,
         queue: Option<SfId>,
         user: Option<SfId>,
         conversation_key: Option<String>,
-        reroute: bool,
     },
     Clear {
         call: SfId,
@@ -140,11 +141,28 @@ pub struct Omni {
     store: Arc<dyn Store>,
     settings: RoutingSettings,
     orgs: Mutex<HashMap<SfId, OrgHandle>>,
+    /// Each org's CallCenterRoutingMap, which every executeOmniFlow reads (it lists every
+    /// agent and queue, so reading it per call is what a large contact center cannot afford).
+    maps: TtlCache<SfId, Arc<Vec<Record>>>,
 }
+
+/// How long another process's change to a routing map may take to be seen here.
+const MAPS_TTL_MS: i64 = 2_000;
 
 impl Omni {
     pub fn new(store: Arc<dyn Store>, settings: RoutingSettings) -> Omni {
-        Omni { store, settings, orgs: Mutex::new(HashMap::new()) }
+        Omni { store, settings, orgs: Mutex::new(HashMap::new()), maps: TtlCache::new(MAPS_TTL_MS, 10_000) }
+    }
+
+    /// The org's routing map entries, cached for a moment.
+    pub(crate) async fn routing_maps(&self, org: &SfId, now_ms: i64) -> Result<Arc<Vec<Record>>, StoreError> {
+        if let Some(maps) = self.maps.get(org, now_ms) {
+            return Ok(maps);
+        }
+        let generation = self.maps.generation();
+        let maps = Arc::new(self.store.list(org, "CallCenterRoutingMap").await?);
+        self.maps.put(org.clone(), maps.clone(), now_ms, generation);
+        Ok(maps)
     }
 
     fn handle(&self, org: &SfId) -> OrgHandle {
@@ -438,7 +456,7 @@ impl Host {
 
     async fn tell(&mut self, t: Tell) {
         match t {
-            Tell::Route { call, queue, user, conversation_key, reroute } => {
+            Tell::Route { call, queue, user, conversation_key } => {
                 if let Some(q) = &queue {
                     if !self.queues.contains_key(q.as_str()) {
                         match self.store.get(&self.org, q).await {
@@ -463,7 +481,7 @@ impl Host {
                     self.router.work(&work),
                     Some(WorkState::Assigned { .. } | WorkState::WrapUp { .. })
                 );
-                if reroute && accepted {
+                if accepted {
                     self.input(Input::Reroute { work, target: Some(target) }).await;
                 } else {
                     self.input(Input::RouteWork(WorkSpec::new(call.as_str(), target))).await;

@@ -211,9 +211,9 @@ impl App {
 
     /// The routing map's external id for a queue or user of the caller's call center.
     async fn external_id(&self, caller: &Caller, record_id: &SfId) -> Result<Option<String>> {
-        let maps = self.store.list(&caller.org, "CallCenterRoutingMap").await?;
+        let maps = self.omni.routing_maps(&caller.org, self.now_ms()).await?;
         Ok(maps
-            .into_iter()
+            .iter()
             .find(|m| {
                 m.str("CallCenterId") == Some(caller.call_center_id().as_str())
                     && m.str("ReferenceRecordId").is_some_and(|r| record_id.matches(r))
@@ -1121,20 +1121,12 @@ impl App {
 
 impl App {
     /// Hands a committed PendingServiceRouting to the org's router.
-    async fn tell_route(
-        &self,
-        caller: &Caller,
-        call: &Record,
-        routed: &Routed,
-        key: Option<String>,
-        reroute: bool,
-    ) {
+    async fn tell_route(&self, caller: &Caller, call: &Record, routed: &Routed, key: Option<String>) {
         let tell = Tell::Route {
             call: call.id.clone(),
             queue: routed.queue.as_ref().map(|q| q.0.clone()),
             user: routed.agent.as_ref().map(|a| a.0.clone()),
             conversation_key: key,
-            reroute,
         };
         self.omni.send(&caller.org, tell).await;
     }
@@ -1173,7 +1165,7 @@ pub async fn omni_flow(
     let now = app.now_ms();
     app.store_routing(&caller, &call, &routed, now).await?;
     let key = app.conversation_key_of(&caller, &call).await?;
-    app.tell_route(&caller, &call, &routed, key.clone(), false).await;
+    app.tell_route(&caller, &call, &routed, key.clone()).await;
     let resp = OmniFlowResponse { agent: routed.agent.map(|a| a.1), queue: routed.queue.map(|q| q.1) };
     app.publish(
         &caller,
@@ -1238,7 +1230,7 @@ pub async fn reroute(
     };
     app.store_routing(&caller, &call, &routed, now).await?;
     let key = app.conversation_key_of(&caller, &call).await?;
-    app.tell_route(&caller, &call, &routed, key.clone(), true).await;
+    app.tell_route(&caller, &call, &routed, key.clone()).await;
     app.publish(
         &caller,
         key.as_deref(),

@@ -279,10 +279,10 @@ both_backends!(lost_hang_up_is_reconciled, |backend: Backend| async move {
     assert_eq!(status, 200);
     // The call ends without the router hearing of it (another process wrote the end).
     let id = SfId::parse(&call).unwrap();
-    let mut patch = voxbridge_core::Fields::new();
-    patch.insert("CallDisposition".into(), "completed".into());
-    patch.insert("CallEndDateTime".into(), "2024-01-01T00:03:00.000Z".into());
-    s.store.update(&s.demo.org_id, &id, patch, 0).await.unwrap();
+    let mut hung_up = voxbridge_core::Fields::new();
+    hung_up.insert("CallDisposition".into(), "completed".into());
+    hung_up.insert("CallEndDateTime".into(), "2024-01-01T00:03:00.000Z".into());
+    s.store.update(&s.demo.org_id, &id, hung_up.clone(), 0).await.unwrap();
     // After the longest a call may go without a hang-up, the router asks and closes it.
     clock.advance(Duration::from_secs(4 * 3600 + 1));
     let ended = next_of(&mut ws, "ended").await;
@@ -290,6 +290,45 @@ both_backends!(lost_hang_up_is_reconciled, |backend: Backend| async move {
     assert_eq!(records(&s, "AgentWork", &call).await[0].str("Status"), Some("Closed"));
     let (_, st) = console(&s.base, &token, Method::GET, "/state", None).await;
     assert_eq!(st["presence"]["load"], 0, "{st}");
+
+    // A call that ended while no router was running is closed when one starts.
+    let second = s.create_call("omni-4b", START).await;
+    route(&s, &second).await;
+    assert_eq!(next_of(&mut ws, "offer").await["data"]["workId"], second.as_str());
+    let (status, _) = console(&s.base, &token, Method::POST, &format!("/offers/{second}/accept"), None).await;
+    assert_eq!(status, 200);
+    s.store.update(&s.demo.org_id, &SfId::parse(&second).unwrap(), hung_up, 0).await.unwrap();
+    let base2 = restart(s.store.clone(), &clock).await;
+    let (_, st) = console(&base2, &token, Method::GET, "/state", None).await;
+    assert!(st["work"].as_array().unwrap().is_empty(), "{st}");
+    let work = records(&s, "AgentWork", &second).await;
+    assert_eq!((work[0].str("Status"), work[0].str("CloseReason")), (Some("Closed"), Some("HangUpLost")));
+});
+
+both_backends!(reroute_closes_accepted_work_and_routes_again, |backend: Backend| async move {
+    let (s, _clock) = start(backend).await;
+    let (ada, _) = agent(&s, "ada");
+    let (grace, _) = agent(&s, "grace");
+    let (ta, tg) = (login(&s, &ada).await, login(&s, &grace).await);
+    let (mut wa, _) = socket(&s.base, &ta).await;
+    let (mut wg, _) = socket(&s.base, &tg).await;
+    presence(&s.base, &ta, "Available").await;
+    let call = s.create_call("omni-7", START).await;
+    route(&s, &call).await;
+    assert_eq!(next_of(&mut wa, "offer").await["data"]["workId"], call.as_str());
+    let (status, _) = console(&s.base, &ta, Method::POST, &format!("/offers/{call}/accept"), None).await;
+    assert_eq!(status, 200);
+    presence(&s.base, &tg, "Available").await;
+    presence(&s.base, &ta, "Busy").await;
+    let (status, body) =
+        s.call(Method::POST, &format!("/telephony/v1/voiceCalls/{call}/reroute"), None).await;
+    assert_eq!((status, body), (200, json!({"status": "Success"})));
+    assert_eq!(next_of(&mut wa, "ended").await["data"]["reason"], "Rerouted");
+    assert_eq!(next_of(&mut wg, "offer").await["data"]["workId"], call.as_str());
+    let work = records(&s, "AgentWork", &call).await;
+    assert_eq!(work.len(), 1);
+    assert_eq!(work[0].str("Status"), Some("Closed"));
+    assert_eq!(records(&s, "PendingServiceRouting", &call).await.len(), 1);
 });
 
 both_backends!(restart_restores_backlog_and_work, |backend: Backend| async move {
