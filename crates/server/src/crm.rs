@@ -394,7 +394,7 @@ pub async fn resources(Path(v): Path<String>) -> CrmResult<Response> {
 }
 
 /// The org's schema: the standard objects plus its custom fields.
-async fn schema(app: &App, org: &SfId) -> CrmResult<Schema> {
+pub(crate) async fn schema(app: &App, org: &SfId) -> CrmResult<Schema> {
     let mut schema = Schema::standard();
     let custom = app.store.list(org, "CustomField").await?;
     for (r, e) in schema.add_custom_field_records(custom.iter()) {
@@ -403,7 +403,7 @@ async fn schema(app: &App, org: &SfId) -> CrmResult<Schema> {
     Ok(schema)
 }
 
-fn object<'s>(schema: &'s Schema, name: &str) -> CrmResult<&'s ObjectDef> {
+pub(crate) fn object<'s>(schema: &'s Schema, name: &str) -> CrmResult<&'s ObjectDef> {
     schema.object(name).ok_or_else(|| {
         CrmError::new(
             ErrorCode::NotFound,
@@ -676,7 +676,7 @@ fn json_body(headers: &HeaderMap, bytes: &[u8]) -> CrmResult<Map<String, Value>>
 }
 
 /// Checks field values against the object and returns what to store.
-fn check_fields(o: &ObjectDef, body: Map<String, Value>, custom: &[Record]) -> CrmResult<Fields> {
+pub(crate) fn check_fields(o: &ObjectDef, body: Map<String, Value>, custom: &[Record]) -> CrmResult<Fields> {
     let mut out = Fields::new();
     for (name, value) in body {
         if name == "attributes" {
@@ -826,6 +826,7 @@ pub async fn create_record(
     let prefix = KeyPrefix::from_sobject(&o.name);
     let custom = app.store.list(&s.org, "CustomField").await?;
     let mut fields = check_fields(o, json_body(&headers, &bytes)?, &custom)?;
+    crate::automations::check_record(&o.name, None, &fields)?;
     let missing: Vec<String> = required_fields(o, &custom)
         .into_iter()
         .filter(|f| fields.get(f).is_none_or(|v| v.is_null() || v == ""))
@@ -859,6 +860,7 @@ pub async fn create_record(
     let mut record = Record::new(id.clone(), s.org.clone(), o.name.clone(), key, now);
     record.fields = fields;
     app.store.insert(record).await?;
+    crate::automations::created(&app, &s.org, &id).await;
     Ok((StatusCode::CREATED, Json(json!({"id": id.to_18(), "success": true, "errors": []}))).into_response())
 }
 
@@ -882,6 +884,7 @@ pub async fn update_record(
         .await?
         .filter(|r| r.sobject.eq_ignore_ascii_case(&o.name))
         .ok_or_else(not_found)?;
+    crate::automations::check_record(&o.name, existing.key.as_deref(), &patch)?;
     if o.name == "Case" {
         if let Some(st) = patch.get("Status").and_then(Value::as_str) {
             let closed = st.eq_ignore_ascii_case("Closed");
@@ -907,6 +910,7 @@ pub async fn update_record(
     }
     // The telephony API caches conversation state; a change made here must reach it.
     app.forget_conversation(&s.org, conversation_key.as_deref());
+    crate::automations::updated(&app, &s.org, &id).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -939,7 +943,7 @@ pub struct QueryText {
 
 /// Loads what a bound query reads: candidates by key when the filter allows, else the
 /// whole object, plus the parents it traverses.
-async fn load_for(app: &App, org: &SfId, bound: &soql::BoundQuery) -> CrmResult<MemorySource> {
+pub(crate) async fn load_for(app: &App, org: &SfId, bound: &soql::BoundQuery) -> CrmResult<MemorySource> {
     let records = candidates(app, org, bound).await?;
     let parents = bound.parent_ids(records.iter());
     let mut source = MemorySource::new(records);
@@ -1097,7 +1101,7 @@ const CURSOR_TTL_MS: i64 = 15 * 60 * 1000;
 impl App {
     /// The org's next case number. The highest stored number is read once per org and
     /// counted up in memory after that, so numbering does not read every Case.
-    async fn next_case_number(&self, org: &SfId) -> CrmResult<String> {
+    pub(crate) async fn next_case_number(&self, org: &SfId) -> CrmResult<String> {
         let mut counters = self.case_numbers.lock().await;
         let last = match counters.get(org) {
             Some(n) => *n,

@@ -9,6 +9,7 @@
 mod admin;
 mod agent_api;
 mod auth;
+mod automations;
 mod body;
 mod cache;
 mod connect;
@@ -34,6 +35,7 @@ use voxbridge_core::limits::RateWindow;
 use voxbridge_core::{ApiError, ErrorCode, SfId};
 use voxbridge_store::Store;
 
+pub use automations::{backoff as messaging_backoff, MessagingSettings};
 pub use events::Hub;
 pub use omni::{RoutingClock, RoutingSettings};
 
@@ -70,6 +72,8 @@ pub struct Settings {
     pub session_lifetime: Duration,
     /// Omni-Channel routing: timeouts and the routers' clock.
     pub routing: RoutingSettings,
+    /// Messaging channels of automations' notifications and the outbox's retries.
+    pub messaging: MessagingSettings,
 }
 
 impl Default for Settings {
@@ -86,6 +90,7 @@ impl Default for Settings {
             ],
             session_lifetime: Duration::from_secs(2 * 60 * 60),
             routing: RoutingSettings::default(),
+            messaging: MessagingSettings::default(),
         }
     }
 }
@@ -117,6 +122,8 @@ pub(crate) struct App {
     cursors: Mutex<HashMap<String, crm::Cursor>>,
     /// The orgs' Omni-Channel routers.
     omni: omni::Omni,
+    /// The orgs' automations and the messaging outbox's wake-up.
+    automations: automations::Automations,
 }
 
 impl App {
@@ -157,7 +164,9 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         cursors: Default::default(),
         event_order: Default::default(),
         omni,
+        automations: automations::Automations::new(),
     });
+    automations::start(&app);
     // Routers restore and reconcile their orgs' routing at start, not at first use.
     if tokio::runtime::Handle::try_current().is_ok() {
         let app = app.clone();

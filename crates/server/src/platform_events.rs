@@ -116,13 +116,28 @@ fn message(name: &str, r: &Record) -> Value {
     json!({"channel": channel(name), "data": {"schema": name, "payload": payload, "event": {"replayId": replay}}})
 }
 
-/// Publishes an event: stores it with the org's next replay id and sends it to subscribers.
+/// Publishes an event: stores it with the org's next replay id, sends it to subscribers,
+/// and runs the automations it triggers.
 pub async fn publish(
     app: &App,
     s: &Session,
     name: &'static str,
     body: Map<String, Value>,
 ) -> Result<Response, CrmError> {
+    let record = emit(app, s, name, body).await?;
+    crate::automations::after_event(app, &s.org, &record).await;
+    Ok((StatusCode::CREATED, Json(json!({"id": record.id.to_18(), "success": true, "errors": []})))
+        .into_response())
+}
+
+/// Checks, stores and broadcasts an event (what an automation's publish does too, without
+/// triggering automations again).
+pub(crate) async fn emit(
+    app: &App,
+    s: &Session,
+    name: &'static str,
+    body: Map<String, Value>,
+) -> Result<Record, CrmError> {
     let mut fields = check(body)?;
     fields.insert("CreatedById".into(), s.user.to_string().into());
     let now = app.now_ms();
@@ -144,8 +159,7 @@ pub async fn publish(
         r
     };
     app.hub.publish(s.org.as_str(), &channel(name), "event", message(name, &record));
-    Ok((StatusCode::CREATED, Json(json!({"id": record.id.to_18(), "success": true, "errors": []})))
-        .into_response())
+    Ok(record)
 }
 
 #[derive(Deserialize)]

@@ -248,6 +248,62 @@ pub(crate) fn objects() -> Vec<ObjectDef> {
                 r("RecordTypeId", &["RecordType"], "RecordType"),
             ],
         )),
+        keyed(
+            object(
+                "MessagingTemplate",
+                vec![name_field("Name"), f("DeveloperName", String), f("Message", TextArea)],
+            ),
+            "DeveloperName",
+        ),
+        keyed(
+            object(
+                "Automation",
+                vec![
+                    f("DeveloperName", String),
+                    name_field("Label"),
+                    f("Active", Boolean),
+                    // JSON, see docs/automations.md.
+                    f("Definition", TextArea),
+                ],
+            ),
+            "DeveloperName",
+        ),
+        // The messaging outbox: its key is the status, so pending messages are found by key.
+        keyed(
+            object(
+                "MessagingOutbox",
+                vec![
+                    f("Status", Picklist),
+                    f("Channel", String),
+                    f("Template", String),
+                    f("Recipient", Phone),
+                    f("ContextRecordId", String),
+                    f("Message", TextArea),
+                    f("Automation", String),
+                    f("Action", String),
+                    f("Attempts", Int),
+                    f("NextAttemptAt", DateTime),
+                    f("DeliveredAt", DateTime),
+                    f("LastError", TextArea),
+                ],
+            ),
+            "Status",
+        ),
+        keyed(
+            object(
+                "MessagingDeliveryAttempt",
+                vec![
+                    r("OutboxId", &["MessagingOutbox"], "Outbox"),
+                    f("Attempt", Int),
+                    f("AttemptedAt", DateTime),
+                    f("DurationMs", Int),
+                    f("Succeeded", Boolean),
+                    f("StatusCode", Int),
+                    f("Error", TextArea),
+                ],
+            ),
+            "OutboxId",
+        ),
         searchable(object(
             "Lead",
             vec![

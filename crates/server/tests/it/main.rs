@@ -2,6 +2,7 @@
 //! store backends: every test runs on SQLite and on PostgreSQL.
 
 mod auth;
+mod automations;
 mod crm;
 mod fuzz;
 mod harness;
