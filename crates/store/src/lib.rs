@@ -15,14 +15,17 @@
 //! [`SqliteStore::open`] and [`PgStore::connect`].
 
 mod postgres;
+mod range;
 mod sql;
 mod sqlite;
 mod writer;
 
 pub use postgres::PgStore;
+pub use range::{has_range_index, RANGE_FIELDS};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+use std::ops::Bound;
 use std::sync::Arc;
 use voxbridge_core::{Fields, Record, SfId, TranscriptEntry};
 
@@ -73,6 +76,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records of one type whose lookup key equals `key`, oldest first.
     async fn find_by_key(&self, org: &SfId, sobject: &str, key: &str) -> Result<Vec<Record>, StoreError>;
+
+    /// Records of one type whose indexed date-time `field` lies within the bounds (epoch
+    /// milliseconds), ordered by that field, then oldest first; records without a value
+    /// are left out. At most `limit` records when given. Fails with
+    /// [`StoreError::Database`] for a field without a range index ([`has_range_index`]).
+    async fn find_range(
+        &self,
+        org: &SfId,
+        sobject: &str,
+        field: &str,
+        lower: Bound<i64>,
+        upper: Bound<i64>,
+        limit: Option<u64>,
+    ) -> Result<Vec<Record>, StoreError>;
 
     /// All records of one type in an org, oldest first.
     async fn list(&self, org: &SfId, sobject: &str) -> Result<Vec<Record>, StoreError>;

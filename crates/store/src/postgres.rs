@@ -12,6 +12,7 @@
 //! read-modify-write (`SELECT ... FOR UPDATE`), upserts settle concurrent inserts, and
 //! migrations run under an advisory lock.
 
+use crate::range::{self, Param};
 use crate::sql::{self, Migration};
 use crate::writer::{Backend, Claim, DbResult, WriterHandle};
 use crate::{db_error, Store, StoreError, WriteOp, WriteOutcome};
@@ -19,15 +20,32 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, Row};
 use std::collections::HashSet;
+use std::ops::Bound;
 use std::str::FromStr;
 use std::sync::Arc;
 use voxbridge_core::{Record, SfId, TranscriptEntry};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("../migrations/postgres/0001_initial.sql") },
+    Migration {
+        version: 2,
+        name: "range_indexes",
+        sql: include_str!("../migrations/postgres/0002_range_indexes.sql"),
+    },
+];
+
+/// Indexed date-times are read with the expression of migration 2: the value's JSON text,
+/// quotes included. PostgreSQL text cannot hold NUL, so parsing JSON with a `\u0000`
+/// escape anywhere in it fails (which would fail the write); the expression first turns
+/// those escapes into `\u0020`, harmless for dates and still valid JSON wherever the six
+/// characters appear. Byte order (`COLLATE "C"`): canonical date-times sort by time that
+/// way whatever the database's default collation.
+const DIALECT: range::Dialect = range::Dialect {
+    expr: |field| {
+        format!("(((replace(fields, E'\\\\u0000', E'\\\\u0020')::json -> '{field}')::text) COLLATE \"C\")")
+    },
+    quoted: true,
+};
 
 /// Read connections.
 const READERS: u32 = 8;
@@ -170,6 +188,32 @@ impl Store for PgStore {
             .collect::<Result<Vec<(Record, i64)>, StoreError>>()?;
         keyed.sort_by_key(|(r, seq)| (r.created_ms, *seq));
         Ok(keyed.into_iter().map(|(r, _)| r).collect())
+    }
+
+    async fn find_range(
+        &self,
+        org: &SfId,
+        sobject: &str,
+        field: &str,
+        lower: Bound<i64>,
+        upper: Bound<i64>,
+        limit: Option<u64>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let column = range::column(sobject, field)
+            .ok_or_else(|| StoreError::Database(format!("{sobject}.{field} has no range index")))?;
+        let Some((text, params)) = range::range_select(sobject, column, lower, upper, limit, &DIALECT) else {
+            return Ok(Vec::new());
+        };
+        let mut query = sqlx::query(&text).bind(org.as_str());
+        for p in params {
+            query = match p {
+                Param::Text(s) => query.bind(s),
+                Param::Int(n) => query.bind(n),
+            };
+        }
+        let rows =
+            query.fetch_all(&self.reads).await.map_err(|e| db_error("finding records in a range", &e))?;
+        rows.iter().map(sql::record_from_row).collect()
     }
 
     async fn list(&self, org: &SfId, sobject: &str) -> Result<Vec<Record>, StoreError> {
@@ -315,10 +359,10 @@ impl Backend for PgWriter {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn record_fields(&mut self, org: &SfId, id: &SfId) -> DbResult<Option<String>> {
+    async fn record_fields(&mut self, org: &SfId, id: &SfId) -> DbResult<Option<(String, String)>> {
         // FOR UPDATE: another process must not merge into the same record between our read
         // and our write.
-        sqlx::query_scalar("SELECT fields FROM records WHERE id = $1 AND org = $2 FOR UPDATE")
+        sqlx::query_as("SELECT sobject, fields FROM records WHERE id = $1 AND org = $2 FOR UPDATE")
             .bind(id.as_str())
             .bind(org.as_str())
             .fetch_optional(&mut self.conn)

@@ -12,6 +12,7 @@
 //! up front), plus a pool of read-only connections. WAL lets readers run concurrently with
 //! the writer and see every transaction committed before their query started.
 
+use crate::range::{self, Param};
 use crate::sql::{self, Migration};
 use crate::writer::{Backend, Claim, DbResult, WriterHandle};
 use crate::{db_error, Store, StoreError, WriteOp, WriteOutcome};
@@ -22,13 +23,24 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Executor};
 use std::collections::HashSet;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 use voxbridge_core::{Record, SfId, TranscriptEntry};
 
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("../migrations/sqlite/0001_initial.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("../migrations/sqlite/0001_initial.sql") },
+    Migration {
+        version: 2,
+        name: "range_indexes",
+        sql: include_str!("../migrations/sqlite/0002_range_indexes.sql"),
+    },
+];
+
+/// Indexed date-times are read with the expression of migration 2.
+const DIALECT: range::Dialect =
+    range::Dialect { expr: |field| format!("json_extract(fields, '$.{field}')"), quoted: false };
 
 /// How long a connection waits for a lock before failing. Only checkpoints and another
 /// process opening the same file can make it wait at all.
@@ -202,6 +214,32 @@ impl Store for SqliteStore {
         rows.iter().map(sql::record_from_row).collect()
     }
 
+    async fn find_range(
+        &self,
+        org: &SfId,
+        sobject: &str,
+        field: &str,
+        lower: Bound<i64>,
+        upper: Bound<i64>,
+        limit: Option<u64>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let column = range::column(sobject, field)
+            .ok_or_else(|| StoreError::Database(format!("{sobject}.{field} has no range index")))?;
+        let Some((text, params)) = range::range_select(sobject, column, lower, upper, limit, &DIALECT) else {
+            return Ok(Vec::new());
+        };
+        let mut query = sqlx::query(&text).bind(org.as_str());
+        for p in params {
+            query = match p {
+                Param::Text(s) => query.bind(s),
+                Param::Int(n) => query.bind(n),
+            };
+        }
+        let rows =
+            query.fetch_all(&self.reads).await.map_err(|e| db_error("finding records in a range", &e))?;
+        rows.iter().map(sql::record_from_row).collect()
+    }
+
     async fn list(&self, org: &SfId, sobject: &str) -> Result<Vec<Record>, StoreError> {
         let rows = sqlx::query(sql::SELECT_LIST)
             .bind(org.as_str())
@@ -340,8 +378,8 @@ impl Backend for SqliteWriter {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn record_fields(&mut self, org: &SfId, id: &SfId) -> DbResult<Option<String>> {
-        sqlx::query_scalar("SELECT fields FROM records WHERE id = $1 AND org = $2")
+    async fn record_fields(&mut self, org: &SfId, id: &SfId) -> DbResult<Option<(String, String)>> {
+        sqlx::query_as("SELECT sobject, fields FROM records WHERE id = $1 AND org = $2")
             .bind(id.as_str())
             .bind(org.as_str())
             .fetch_optional(&mut self.conn)

@@ -24,7 +24,7 @@
 //! The writer ends once every handle is dropped or [`WriterHandle::close`] is called, after
 //! finishing the jobs already queued.
 
-use crate::{db_error, StoreError, WriteOp, WriteOutcome};
+use crate::{db_error, range, StoreError, WriteOp, WriteOutcome};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -69,12 +69,12 @@ pub(crate) trait Backend: Send + 'static {
     /// `false` if a record with this id exists (nothing written).
     fn insert_record(&mut self, record: &Record, fields: &str)
         -> impl Future<Output = DbResult<bool>> + Send;
-    /// The fields JSON of a record, locked for update where the database needs that.
+    /// The type and fields JSON of a record, locked for update where the database needs that.
     fn record_fields(
         &mut self,
         org: &SfId,
         id: &SfId,
-    ) -> impl Future<Output = DbResult<Option<String>>> + Send;
+    ) -> impl Future<Output = DbResult<Option<(String, String)>>> + Send;
     fn update_fields(
         &mut self,
         org: &SfId,
@@ -524,7 +524,8 @@ async fn apply_ops<B: Backend>(b: &mut B, ops: &[WriteOp]) -> Result<Vec<WriteOu
     for op in ops {
         let outcome = match op {
             WriteOp::Insert(record) => {
-                let fields = to_json(&record.fields)?;
+                let canonical = range::canonical_fields(&record.sobject, &record.fields);
+                let fields = to_json(canonical.as_ref().unwrap_or(&record.fields))?;
                 if !b.insert_record(record, &fields).await? {
                     return Err(OpError::Store(StoreError::Duplicate(record.id.clone())));
                 }
@@ -532,7 +533,7 @@ async fn apply_ops<B: Backend>(b: &mut B, ops: &[WriteOp]) -> Result<Vec<WriteOu
             }
             WriteOp::Update { org, id, patch, now_ms } => match b.record_fields(org, id).await? {
                 None => WriteOutcome::Missing,
-                Some(stored) => {
+                Some((sobject, stored)) => {
                     let mut fields: Fields = serde_json::from_str(&stored).map_err(|e| {
                         OpError::Store(StoreError::Corrupt(format!(
                             "fields of record {id} are not a JSON object: {e}"
@@ -540,6 +541,9 @@ async fn apply_ops<B: Backend>(b: &mut B, ops: &[WriteOp]) -> Result<Vec<WriteOu
                     })?;
                     for (name, value) in patch {
                         fields.insert(name.clone(), value.clone());
+                    }
+                    if let Some(canonical) = range::canonical_fields(&sobject, &fields) {
+                        fields = canonical;
                     }
                     let fields = to_json(&fields)?;
                     if b.update_fields(org, id, &fields, *now_ms).await? {

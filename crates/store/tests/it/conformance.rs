@@ -268,6 +268,132 @@ pub async fn list_is_scoped_and_ordered(s: Arc<dyn Store>) {
     assert!(s.list(&org, "Case").await.unwrap().is_empty());
 }
 
+/// A VoiceCall started at `start` (stored as given) and created at `created_ms`.
+fn started(org: &SfId, key: &str, start: Value, created_ms: i64) -> Record {
+    let mut r = voice_call(org, key, created_ms);
+    r.fields.insert("CallStartDateTime".into(), start);
+    r
+}
+
+fn keys(records: &[Record]) -> Vec<&str> {
+    records.iter().map(|r| r.key.as_deref().unwrap_or("")).collect()
+}
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00.000Z
+
+pub async fn find_range_bounds_order_and_scope(s: Arc<dyn Store>) {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let org = id(KeyPrefix::Organization);
+    let other_org = id(KeyPrefix::Organization);
+    let at = |sec: i64| Value::String(voxbridge_core::time::format_ms(T0 + sec * 1000));
+    for r in [
+        started(&org, "s3", at(3), 10),
+        started(&org, "s1", at(1), 20),
+        // Same start as s1, created earlier: ties come out oldest first.
+        started(&org, "s1-older", at(1), 5),
+        // Other forms of a date-time are stored canonically, so they order by time.
+        started(&org, "s2-offset", json!("2026-01-01T02:00:02+02:00"), 30),
+        started(&org, "s4-no-fraction", json!("2026-01-01T00:00:04Z"), 40),
+        started(&org, "s0-epoch-ms", json!(T0), 50),
+        started(&org, "null", Value::Null, 60),
+        started(&org, "not-a-date", json!("soon"), 70),
+        voice_call(&org, "missing", 80),
+        started(&other_org, "foreign", at(2), 90),
+    ] {
+        s.insert(r).await.unwrap();
+    }
+    let mut case = Record::new(id(KeyPrefix::Case), org.clone(), "Case", Some("c".into()), 1);
+    case.set("CallStartDateTime", voxbridge_core::time::format_ms(T0 + 2000));
+    s.insert(case).await.unwrap();
+
+    let range = |lo, hi, limit| {
+        let s = s.clone();
+        let org = org.clone();
+        async move { s.find_range(&org, "VoiceCall", "CallStartDateTime", lo, hi, limit).await.unwrap() }
+    };
+    let ms = |sec: i64| T0 + sec * 1000;
+    let all = range(Unbounded, Unbounded, None).await;
+    assert_eq!(
+        keys(&all),
+        ["s0-epoch-ms", "s1-older", "s1", "s2-offset", "s3", "s4-no-fraction"],
+        "ordered by the field then oldest first; null, missing and non-date values left out"
+    );
+    assert_eq!(all[3].str("CallStartDateTime"), Some("2026-01-01T00:00:02.000Z"));
+    assert_eq!(all[0].str("CallStartDateTime"), Some("2026-01-01T00:00:00.000Z"));
+    assert_eq!(keys(&range(Included(ms(1)), Excluded(ms(3)), None).await), ["s1-older", "s1", "s2-offset"]);
+    assert_eq!(keys(&range(Excluded(ms(1)), Included(ms(3)), None).await), ["s2-offset", "s3"]);
+    assert_eq!(keys(&range(Included(ms(3)), Unbounded, None).await), ["s3", "s4-no-fraction"]);
+    assert_eq!(keys(&range(Unbounded, Excluded(ms(1)), None).await), ["s0-epoch-ms"]);
+    assert_eq!(keys(&range(Unbounded, Included(ms(1)), Some(2)).await), ["s0-epoch-ms", "s1-older"]);
+    assert_eq!(keys(&range(Excluded(ms(4)), Unbounded, None).await), Vec::<&str>::new());
+    assert_eq!(keys(&range(Included(ms(2) + 1), Excluded(ms(3)), None).await), Vec::<&str>::new());
+    assert_eq!(keys(&range(Included(i64::MIN), Included(i64::MAX), Some(1)).await), ["s0-epoch-ms"]);
+    assert!(range(Included(i64::MAX), Unbounded, None).await.is_empty());
+    assert!(range(Unbounded, Excluded(i64::MIN), None).await.is_empty());
+    assert!(range(Included(ms(3)), Excluded(ms(1)), None).await.is_empty());
+    let foreign = s.find_range(&other_org, "VoiceCall", "CallStartDateTime", Unbounded, Unbounded, None);
+    assert_eq!(keys(&foreign.await.unwrap()), ["foreign"]);
+    let nobody = id(KeyPrefix::Organization);
+    let nobody = s.find_range(&nobody, "VoiceCall", "CallStartDateTime", Unbounded, Unbounded, None);
+    assert!(nobody.await.unwrap().is_empty());
+
+    assert!(matches!(
+        s.find_range(&org, "VoiceCall", "CallType", Unbounded, Unbounded, None).await,
+        Err(StoreError::Database(_))
+    ));
+    assert!(matches!(
+        s.find_range(&org, "Case", "CallStartDateTime", Unbounded, Unbounded, None).await,
+        Err(StoreError::Database(_))
+    ));
+}
+
+pub async fn find_range_follows_updates_and_timestamps(s: Arc<dyn Store>) {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let org = id(KeyPrefix::Organization);
+    let a = voice_call(&org, "a", 100);
+    let b = voice_call(&org, "b", 200);
+    let c = voice_call(&org, "c", 300);
+    for r in [&a, &b, &c] {
+        s.insert((*r).clone()).await.unwrap();
+    }
+    let end = |s: Arc<dyn Store>, org: SfId| async move {
+        s.find_range(&org, "VoiceCall", "CallEndDateTime", Unbounded, Unbounded, None).await.unwrap()
+    };
+    assert!(end(s.clone(), org.clone()).await.is_empty());
+    // An update in another form is stored canonically and enters the index.
+    assert!(s
+        .update(&org, &b.id, fields(json!({"CallEndDateTime": "2026-01-01T01:00:00+01:00"})), 1_000)
+        .await
+        .unwrap());
+    assert!(s
+        .update(&org, &a.id, fields(json!({"CallEndDateTime": "2026-01-01T00:00:01Z"})), 2_000)
+        .await
+        .unwrap());
+    let ended = end(s.clone(), org.clone()).await;
+    assert_eq!(keys(&ended), ["b", "a"]);
+    assert_eq!(ended[0].str("CallEndDateTime"), Some("2026-01-01T00:00:00.000Z"));
+    // Setting it back to null takes the record out.
+    assert!(s.update(&org, &b.id, fields(json!({"CallEndDateTime": null})), 3_000).await.unwrap());
+    assert_eq!(keys(&end(s.clone(), org.clone()).await), ["a"]);
+    s.apply(vec![WriteOp::Delete { org: org.clone(), id: a.id.clone() }]).await.unwrap();
+    assert!(end(s.clone(), org.clone()).await.is_empty());
+
+    // CreatedDate and LastModifiedDate are the record's timestamps, on every object.
+    let created =
+        s.find_range(&org, "VoiceCall", "CreatedDate", Excluded(100), Included(300), None).await.unwrap();
+    assert_eq!(keys(&created), ["b", "c"]);
+    let created =
+        s.find_range(&org, "VoiceCall", "CreatedDate", Unbounded, Unbounded, Some(1)).await.unwrap();
+    assert_eq!(keys(&created), ["b"]);
+    let modified =
+        s.find_range(&org, "VoiceCall", "LastModifiedDate", Included(1_000), Unbounded, None).await.unwrap();
+    assert_eq!(keys(&modified), ["b"]);
+    let modified =
+        s.find_range(&org, "VoiceCall", "LastModifiedDate", Unbounded, Excluded(1_000), None).await.unwrap();
+    assert_eq!(keys(&modified), ["c"]);
+    assert!(s.find_range(&org, "Case", "CreatedDate", Unbounded, Unbounded, None).await.unwrap().is_empty());
+}
+
 pub async fn orgs_lists_organizations(s: Arc<dyn Store>) {
     assert!(s.orgs().await.unwrap().is_empty());
     let first = id(KeyPrefix::Organization);
@@ -484,7 +610,15 @@ pub async fn nul_characters(s: Arc<dyn Store>) {
     assert!(matches!(s.claim_jti("iss", "j\0", 10, 1).await, Err(StoreError::Database(_))));
 
     let mut call = voice_call(&org, "key", 1);
-    call.set("Subject", "nul \0 inside");
+    call.set("Subject", "nul \0 inside, \\u0000 and \\\0 too");
+    call.set("CallStartDateTime", "2026-01-01T00:00:00.000Z");
     s.insert(call.clone()).await.unwrap();
-    assert_eq!(s.get(&org, &call.id).await.unwrap(), Some(call));
+    assert_eq!(s.get(&org, &call.id).await.unwrap(), Some(call.clone()));
+    // Indexed date-times are read beside them, and a NUL in one is not a date-time.
+    let mut odd = voice_call(&org, "odd", 2);
+    odd.set("CallStartDateTime", "\0");
+    s.insert(odd.clone()).await.unwrap();
+    let bounds = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+    let found = s.find_range(&org, "VoiceCall", "CallStartDateTime", bounds.0, bounds.1, None).await.unwrap();
+    assert_eq!(found, [call]);
 }

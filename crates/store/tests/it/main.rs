@@ -44,6 +44,8 @@ conformance_suite!(
     empty_writes,
     find_by_key_order_and_org_isolation,
     list_is_scoped_and_ordered,
+    find_range_bounds_order_and_scope,
+    find_range_follows_updates_and_timestamps,
     orgs_lists_organizations,
     append_dedupes_within_and_across_calls,
     entries_order_and_scope,
