@@ -19,8 +19,12 @@
 //! handler reports, an HTTP error of the API it calls, a timeout, a throttle, an unknown
 //! ARN — is a [`FunctionError`] the flow sees as its error branch; nothing panics.
 
+pub mod contact_data_sync;
+pub mod contact_events;
+pub mod contact_lens;
 pub mod ctr_sync;
 pub mod external;
+pub mod post_call;
 pub mod registry;
 pub mod salesforce;
 pub mod telephony;
