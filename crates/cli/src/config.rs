@@ -77,6 +77,27 @@ struct FileConfig {
     objects: ObjectsSection,
     #[serde(default)]
     ctr: CtrSection,
+    #[serde(default)]
+    rules: Vec<crate::rules::RuleSection>,
+    #[serde(default)]
+    messaging: MessagingSection,
+}
+
+/// `[messaging]`: the automations' messaging channels and the outbox's retries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagingSection {
+    retry_base_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+    /// Channel developer name → its webhook.
+    #[serde(default)]
+    channels: BTreeMap<String, ChannelSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelSection {
+    webhook_url: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +110,8 @@ struct BusSection {
 #[serde(deny_unknown_fields)]
 struct ObjectsSection {
     url: Option<String>,
+    #[serde(default)]
+    expiration: Vec<crate::rules::ExpirationSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +235,12 @@ pub struct Config {
     pub ctr_resync_schedule: String,
     /// Extra CTR values synced to custom VoiceCall fields.
     pub ctr_fields: voxbridge_functions::ctr_sync::FieldMapping,
+    /// `[[rules]]`: event and schedule rules besides (or replacing) the built-in ones.
+    pub rules: Vec<crate::rules::Rule>,
+    /// `[[objects.expiration]]`: objects deleted after so many days, per prefix.
+    pub object_expiration: Vec<crate::rules::Expiration>,
+    /// Messaging channels (webhooks may carry secrets: never printed) and retries.
+    pub messaging: voxbridge_server::MessagingSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +287,7 @@ impl Config {
             public_url: self.public_url.clone(),
             login_audiences: self.login_audiences.clone(),
             session_lifetime: Duration::from_secs(self.session_lifetime_secs),
+            messaging: self.messaging.clone(),
             ..Settings::default()
         }
     }
@@ -797,6 +827,19 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         None => voxbridge_functions::ctr_sync::FieldMapping::default(),
     };
 
+    let messaging = match file {
+        Some(f) => messaging(&f.config.messaging, |key| f.origin(key).to_string())?,
+        None => voxbridge_server::MessagingSettings::default(),
+    };
+
+    let (rules, object_expiration) = match file {
+        Some(f) => (
+            crate::rules::parse_rules(&f.config.rules, |key| f.origin(key).to_string())?,
+            crate::rules::parse_expiration(&f.config.objects.expiration, |key| f.origin(key).to_string())?,
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+
     Ok(Config {
         file: file.map(|f| f.path.clone()),
         data_dir,
@@ -818,7 +861,42 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         objects_dir,
         ctr_resync_schedule,
         ctr_fields,
+        messaging,
+        rules,
+        object_expiration,
     })
+}
+
+/// Checks `[messaging]`: webhooks are http(s) URLs, delays are positive.
+fn messaging(
+    section: &MessagingSection,
+    origin: impl Fn(&str) -> String,
+) -> Result<voxbridge_server::MessagingSettings> {
+    let mut out = voxbridge_server::MessagingSettings::default();
+    for (name, channel) in &section.channels {
+        let url = channel.webhook_url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+            bail!(
+                "{} is `{url}`, expected an http:// or https:// URL",
+                origin(&format!("messaging.channels.{name}.webhook_url"))
+            );
+        }
+        out.channels.insert(name.clone(), url.to_string());
+    }
+    for (value, key, field) in [
+        (section.retry_base_ms, "messaging.retry_base_ms", &mut out.retry_base),
+        (section.retry_max_ms, "messaging.retry_max_ms", &mut out.retry_max),
+    ] {
+        match value {
+            Some(0) => bail!("{} is 0; give a delay in milliseconds, at least 1", origin(key)),
+            Some(ms) => *field = Duration::from_millis(ms),
+            None => {}
+        }
+    }
+    if out.retry_max < out.retry_base {
+        bail!("{} is below messaging.retry_base_ms", origin("messaging.retry_max_ms"));
+    }
+    Ok(out)
 }
 
 /// Checks the accepted login audiences: at least one, each a URL (the platform's are
@@ -1171,6 +1249,27 @@ mod tests {
             &Env::new(),
         ));
         assert!(m.contains("call_centers[0].api_name"), "{m}");
+    }
+
+    #[test]
+    fn messaging_channels() {
+        let text = "version = 1\n[messaging]\nretry_base_ms = 50\n\
+                    [messaging.channels.Text_US_15551234567]\nwebhook_url = \"https://sms.example/hook\"\n";
+        let c = from_text(text, &Overrides::default(), &Env::new()).unwrap();
+        assert_eq!(c.settings().messaging.channels["Text_US_15551234567"], "https://sms.example/hook");
+        assert_eq!(c.messaging.retry_base, Duration::from_millis(50));
+        let m = err(from_text(
+            "version = 1\n[messaging.channels.X]\nwebhook_url = \"sms.example\"\n",
+            &Overrides::default(),
+            &Env::new(),
+        ));
+        assert!(m.contains("messaging.channels.X.webhook_url") && m.contains("http://"), "{m}");
+        let m = err(from_text(
+            "version = 1\n[messaging]\nretry_max_ms = 0\n",
+            &Overrides::default(),
+            &Env::new(),
+        ));
+        assert!(m.contains("messaging.retry_max_ms"), "{m}");
     }
 
     #[test]

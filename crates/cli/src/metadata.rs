@@ -406,10 +406,29 @@ pub fn read_dir(dir: &Path) -> Result<BTreeMap<String, Vec<Value>>> {
             if r["key"].as_str().is_none_or(str::is_empty) || !r["fields"].is_object() {
                 bail!("{} record {i}: each record needs a `key` and `fields`", path.display());
             }
+            if *sobject == "Automation" {
+                check_automation(&path, r)?;
+            }
         }
         out.insert(sobject.to_string(), records.clone());
     }
     Ok(out)
+}
+
+/// Checks an automation's definition as the server will, so a deploy never stores one
+/// that would not run.
+fn check_automation(path: &Path, r: &Value) -> Result<()> {
+    let key = r["key"].as_str().unwrap_or_default();
+    let definition = match &r["fields"]["Definition"] {
+        Value::String(text) => serde_json::from_str(text)
+            .with_context(|| format!("{} automation {key}: Definition is not JSON", path.display()))?,
+        other => other.clone(),
+    };
+    if let Err(errors) = voxbridge_automations::parse(key, &definition) {
+        let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        bail!("{} automation {key} has {} mistake(s):\n{}", path.display(), list.len(), list.join("\n"));
+    }
+    Ok(())
 }
 
 /// Upserts `files` into `org` by type and key, in dependency order.

@@ -56,6 +56,11 @@ fn retrieve_then_deploy_into_a_refreshed_org() {
     assert!(key_a.contains("PUBLIC KEY"));
     assert!(!records(&backup, "CustomField").is_empty());
     assert!(!records(&backup, "FlowDefinitionView").is_empty());
+    let automation = &records(&backup, "Automation")["Voice_Actions"];
+    assert_eq!(automation["Active"], true);
+    assert_eq!(automation["Definition"]["trigger"]["object"], "VoiceCall");
+    assert!(records(&backup, "MessagingTemplate").contains_key("IVRTransfer"));
+    assert!(records(&backup, "CustomField").contains_key("VoiceCall.IVRType__c"));
     for (_, map) in records(&backup, "CallCenterRoutingMap") {
         assert!(map["ReferenceRecordId"].get("$ref").is_some(), "{map}");
     }
@@ -139,6 +144,20 @@ fn deploy_refuses_what_is_not_a_backup() {
     write(&dir.join("bad/Group.json"), &json!({"sobject": "Group", "records": [{"fields": {}}]}));
     let err = fails(dir, &["metadata", "deploy", "bad", "--data", "a"], &[]);
     assert!(err.contains("needs a `key` and `fields`"), "{err}");
+
+    write(&dir.join("bad/Group.json"), &json!({"sobject": "Group", "records": []}));
+    write(
+        &dir.join("bad/Automation.json"),
+        &json!({"sobject": "Automation", "records": [{"key": "Broken",
+        "fields": {"DeveloperName": "Broken", "Active": true,
+            "Definition": {"trigger": {"object": "VoiceCall", "on": ["create"]}, "steps": [{"updat": {}}]}}}]}),
+    );
+    let err = fails(dir, &["metadata", "deploy", "bad", "--data", "a"], &[]);
+    assert!(
+        err.contains("automation Broken has 1 mistake(s):\n  steps[0]: unknown variant `updat`"),
+        "{err}"
+    );
+    std::fs::remove_file(dir.join("bad/Automation.json")).unwrap();
 
     write(&dir.join("bad/metadata.json"), &json!({"version": 9}));
     let err = fails(dir, &["metadata", "deploy", "bad", "--data", "a"], &[]);
