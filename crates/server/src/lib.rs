@@ -13,9 +13,11 @@ mod automations;
 mod body;
 mod cache;
 mod connect;
+mod console_calls;
 mod crm;
 mod error;
 mod events;
+mod nba;
 pub mod omni;
 pub mod openapi;
 mod platform_events;
@@ -29,7 +31,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use voxbridge_core::limits::RateWindow;
 use voxbridge_core::{ApiError, ErrorCode, SfId};
@@ -241,6 +243,27 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route("/console/api/v1/state", get(agent_api::state))
         .route("/console/api/v1/queues", get(agent_api::queues))
         .route("/console/api/v1/events", get(agent_api::events))
+        .route(
+            "/console/api/v1/calls",
+            get(console_calls::active_calls).post(console_calls::start_preview_call),
+        )
+        .route("/console/api/v1/calls/{id}", get(console_calls::get_call).patch(console_calls::update_call))
+        .route("/console/api/v1/calls/{id}/{action}", post(console_calls::action))
+        .route("/console/api/v1/flags", get(console_calls::raised_flags))
+        .route("/console/api/v1/nextBestActions", post(console_calls::next_best_actions))
+        .route("/console/api/v1/admin/nextBestActions", put(console_calls::put_next_best_actions))
+        .route(
+            "/console/api/v1/extensions",
+            get(console_calls::list_extensions).post(console_calls::add_extension),
+        )
+        .route("/console/api/v1/extensions/{id}", delete(console_calls::delete_extension))
+        .route("/console", get(console_calls::console_page))
+        .route("/console/", get(console_calls::console_page))
+        .route("/console/console.js", get(console_calls::console_js))
+        .route("/console/console.css", get(console_calls::console_css))
+        .route("/console/toolkit.js", get(console_calls::toolkit_js))
+        .route("/console/extensions", get(console_calls::extensions_page))
+        .route("/console/extensions.js", get(console_calls::extensions_js))
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)

@@ -3,6 +3,7 @@
 
 mod auth;
 mod automations;
+mod console_calls;
 mod crm;
 mod fuzz;
 mod harness;
