@@ -326,13 +326,13 @@ fn compare(a: &Typed, b: &Typed) -> Option<Ordering> {
 }
 
 /// An operand as a point or a half-open range in the field's terms.
-enum Target {
+pub(crate) enum Target {
     Null,
     Point(Typed),
     Range(Typed, Typed),
 }
 
-fn target(op: &Operand, ty: FieldType, ctx: &EvalContext) -> Target {
+pub(crate) fn target(op: &Operand, ty: FieldType, ctx: &EvalContext) -> Target {
     match op {
         Operand::Null => Target::Null,
         Operand::Bool(b) => Target::Point(Typed::Bool(*b)),

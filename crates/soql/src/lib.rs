@@ -33,7 +33,7 @@ pub use error::{Position, QueryError, QueryErrorCode};
 pub use eval::{evaluate, EvalContext, QueryResult};
 pub use literal::RelativeDate;
 pub use parser::parse_query;
-pub use plan::KeyLookup;
+pub use plan::{KeyLookup, RangeLookup};
 pub use schema::{FieldDef, FieldType, ObjectDef, Schema, SchemaError};
 pub use sosl::{parse_search, search, Search, SearchResult, SearchScope};
 pub use source::{transcript_record, MemorySource, RecordSource};

@@ -1,12 +1,16 @@
 //! Hints for fetching a query's records without scanning the whole object.
 //!
 //! The evaluator always filters, so these hints only need to be supersets: a store may use
-//! [`BoundQuery::key_lookup`] to fetch candidates by id or by its indexed key, and
+//! [`BoundQuery::key_lookup`] to fetch candidates by id or by its indexed key,
+//! [`BoundQuery::range_lookups`] to fetch them by a range of a date-time field, and
 //! [`BoundQuery::parent_ids`] to prefetch the parents the query traverses.
 
 use crate::ast::CmpOp;
 use crate::bind::{BoundCond, BoundQuery, Operand, Path, Projection};
+use crate::eval::{target, EvalContext, Target, Typed};
+use crate::schema::FieldType;
 use std::collections::BTreeSet;
+use std::ops::Bound;
 use voxbridge_core::{Record, SfId};
 
 /// How candidates can be fetched by key.
@@ -20,7 +24,42 @@ pub enum KeyLookup {
     Key { field: String, values: Vec<String> },
 }
 
+/// Only records whose date-time `field` lies within the bounds (epoch milliseconds) can
+/// match; records without a value cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeLookup {
+    /// The field as stored (an alias resolved to the field it reads).
+    pub field: String,
+    pub lower: Bound<i64>,
+    pub upper: Bound<i64>,
+}
+
 impl BoundQuery {
+    /// The ranges the `WHERE` clause implies on the queried object's own date-time fields:
+    /// `<`, `<=`, `>`, `>=` and `=` against a date-time or a relative date literal
+    /// (`TODAY`, `LAST_N_DAYS:7`, resolved against `ctx` as the evaluator does), and `IN`
+    /// of those, at the top level or in a top-level `AND`. Bounds on the same field are
+    /// intersected; one entry per field, in order of first appearance.
+    pub fn range_lookups(&self, ctx: &EvalContext) -> Vec<RangeLookup> {
+        let conjuncts: Vec<&BoundCond> = match &self.filter {
+            Some(BoundCond::And(parts)) => parts.iter().collect(),
+            Some(c) => vec![c],
+            None => return Vec::new(),
+        };
+        let mut out: Vec<RangeLookup> = Vec::new();
+        for c in conjuncts {
+            let Some((field, lower, upper)) = range_of(c, ctx) else { continue };
+            match out.iter_mut().find(|r| r.field == field) {
+                Some(r) => {
+                    r.lower = tighter(r.lower, lower, std::cmp::Ordering::Greater);
+                    r.upper = tighter(r.upper, upper, std::cmp::Ordering::Less);
+                }
+                None => out.push(RangeLookup { field: field.to_string(), lower, upper }),
+            }
+        }
+        out
+    }
+
     /// The indexed equality the `WHERE` clause implies, if any: `Id = '…'` or
     /// `Id IN (…)`, else equality on the object's key field, found at the top level or
     /// in a top-level `AND`. An id lookup wins over a key lookup.
@@ -99,6 +138,90 @@ fn equality(c: &BoundCond) -> Option<(&str, Vec<&Operand>)> {
             Some((&f.read, operands.iter().collect()))
         }
         _ => None,
+    }
+}
+
+/// The instants an operand covers on a date-time field: `[from, to)`, or a single point
+/// as `from == to` with `point` set.
+fn instants(operand: &Operand, ctx: &EvalContext) -> Option<(i64, i64, bool)> {
+    match target(operand, FieldType::DateTime, ctx) {
+        Target::Point(Typed::Instant(ms)) => Some((ms, ms, true)),
+        Target::Range(Typed::Instant(from), Typed::Instant(to)) => Some((from, to, false)),
+        _ => None,
+    }
+}
+
+/// The range one conjunct bounds a date-time field of the queried record to, mirroring how
+/// the evaluator compares (see `eval::compare_op`).
+fn range_of<'c>(c: &'c BoundCond, ctx: &EvalContext) -> Option<(&'c str, Bound<i64>, Bound<i64>)> {
+    use Bound::{Excluded, Included, Unbounded};
+    match c {
+        BoundCond::Compare { path: Path::Own(f), op, operand } if f.ty == FieldType::DateTime => {
+            let (from, to, point) = instants(operand, ctx)?;
+            let (lower, upper) = match (op, point) {
+                (CmpOp::Eq, true) => (Included(from), Included(from)),
+                (CmpOp::Eq, false) => (Included(from), Excluded(to)),
+                (CmpOp::Lt, _) => (Unbounded, Excluded(from)),
+                (CmpOp::Le, true) => (Unbounded, Included(from)),
+                (CmpOp::Le, false) => (Unbounded, Excluded(to)),
+                (CmpOp::Gt, true) => (Excluded(from), Unbounded),
+                (CmpOp::Gt, false) => (Included(to), Unbounded),
+                (CmpOp::Ge, _) => (Included(from), Unbounded),
+                _ => return None,
+            };
+            Some((&f.read, lower, upper))
+        }
+        BoundCond::In { path: Path::Own(f), negated: false, operands } if f.ty == FieldType::DateTime => {
+            let mut covered: Option<(Bound<i64>, Bound<i64>)> = None;
+            for o in operands {
+                let (from, to, point) = instants(o, ctx)?;
+                let upper = if point { Included(to) } else { Excluded(to) };
+                covered = Some(match covered {
+                    None => (Included(from), upper),
+                    // The union of the operands' ranges is within the loosest bounds.
+                    Some((lo, hi)) => (
+                        looser(lo, Included(from), std::cmp::Ordering::Less),
+                        looser(hi, upper, std::cmp::Ordering::Greater),
+                    ),
+                });
+            }
+            covered.map(|(lower, upper)| (f.read.as_str(), lower, upper))
+        }
+        _ => None,
+    }
+}
+
+/// Of two lower (`toward` = Greater) or upper (`toward` = Less) bounds, the tighter one.
+fn tighter(a: Bound<i64>, b: Bound<i64>, toward: std::cmp::Ordering) -> Bound<i64> {
+    match (a, b) {
+        (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) if x != y => {
+            if x.cmp(&y) == toward {
+                a
+            } else {
+                b
+            }
+        }
+        // Equal values: excluding is tighter.
+        (Bound::Excluded(_), _) => a,
+        _ => b,
+    }
+}
+
+/// Of two lower (`toward` = Less) or upper (`toward` = Greater) bounds, the looser one.
+fn looser(a: Bound<i64>, b: Bound<i64>, toward: std::cmp::Ordering) -> Bound<i64> {
+    match (a, b) {
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => Bound::Unbounded,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) if x != y => {
+            if x.cmp(&y) == toward {
+                a
+            } else {
+                b
+            }
+        }
+        // Equal values: including is looser.
+        (Bound::Included(_), _) => a,
+        _ => b,
     }
 }
 

@@ -4,9 +4,10 @@
 use crate::dataset::{self, id, nid, org, DOC_VOICE_CALL};
 use chrono::FixedOffset;
 use serde_json::{json, Value};
+use std::ops::{Bound, RangeBounds};
 use voxbridge_core::{Record, SfId};
 use voxbridge_soql::{
-    bind, evaluate, parse_query, query, KeyLookup, MemorySource, QueryErrorCode, RecordSource,
+    bind, evaluate, parse_query, query, KeyLookup, MemorySource, QueryErrorCode, RangeLookup, RecordSource,
 };
 
 fn names(v: &Value) -> Vec<String> {
@@ -34,18 +35,40 @@ fn relative_dates_follow_the_callers_time_zone() {
     assert_eq!(run(yesterday, 9), ["VC-00000001", "VC-00000002", "VC-00000006"]);
 }
 
-/// A store that answers like the real one: by id, by exact key, or by listing.
+/// A store that answers like the real one: by id, by exact key, by a range of a
+/// date-time field (the record timestamps for `CreatedDate`/`LastModifiedDate`), or by
+/// listing.
 struct Store(Vec<Record>);
 
+enum Plan {
+    Scan,
+    Key(KeyLookup),
+    Range(RangeLookup),
+}
+
+fn within(ms: i64, r: &RangeLookup) -> bool {
+    (r.lower, r.upper).contains(&ms)
+}
+
 impl Store {
-    fn fetch(&self, object: &str, plan: Option<KeyLookup>) -> Vec<Record> {
+    fn fetch(&self, object: &str, plan: &Plan) -> Vec<Record> {
         self.0
             .iter()
             .filter(|r| r.sobject == object)
-            .filter(|r| match &plan {
-                None => true,
-                Some(KeyLookup::Ids(ids)) => ids.contains(&r.id),
-                Some(KeyLookup::Key { values, .. }) => r.key.as_ref().is_some_and(|k| values.contains(k)),
+            .filter(|r| match plan {
+                Plan::Scan => true,
+                Plan::Key(KeyLookup::Ids(ids)) => ids.contains(&r.id),
+                Plan::Key(KeyLookup::Key { values, .. }) => {
+                    r.key.as_ref().is_some_and(|k| values.contains(k))
+                }
+                Plan::Range(range) => {
+                    let ms = match range.field.as_str() {
+                        "CreatedDate" => Some(r.created_ms),
+                        "LastModifiedDate" => Some(r.modified_ms),
+                        f => r.str(f).and_then(voxbridge_core::time::parse_iso_ms),
+                    };
+                    ms.is_some_and(|ms| within(ms, range))
+                }
             })
             .cloned()
             .collect()
@@ -60,25 +83,111 @@ impl Store {
 fn fetching_by_the_plan_gives_the_same_answers_as_a_scan() {
     let (schema, full) = (dataset::schema(), dataset::source());
     let store = Store(dataset::records());
-    let ctx = dataset::ctx();
     let file = include_str!("cases/soql.txt");
-    let mut planned = 0;
+    let (mut keyed, mut ranged) = (0, 0);
     let mut differing = Vec::new();
-    for q in file.split("\n# ").skip(1).map(|c| c.split_once('\n').map(|x| x.1).unwrap_or("")) {
-        let Ok(bound) = parse_query(q).and_then(|p| bind(&p, &schema)) else { continue };
-        let plan = bound.key_lookup();
-        planned += usize::from(plan.is_some());
-        let candidates = store.fetch(&bound.object, plan);
-        let parents: Vec<Record> =
-            bound.parent_ids(&candidates).iter().filter_map(|i| store.get(i)).collect();
-        let narrow = MemorySource::new(candidates.into_iter().chain(parents));
-        if evaluate(&bound, &narrow, &ctx) != evaluate(&bound, &full, &ctx) {
-            differing.push(q.trim().to_string());
+    // Relative dates resolve differently across time zones and midnights.
+    for hours in [0, 1, -10, 9] {
+        for now in [dataset::NOW_MS, dataset::NOW_MS + 8 * 3_600_000 + 30 * 60_000] {
+            let ctx = dataset::ctx().with_offset(FixedOffset::east_opt(hours * 3600).unwrap());
+            let ctx = voxbridge_soql::EvalContext { now_ms: now, ..ctx };
+            for q in file.split("\n# ").skip(1).map(|c| c.split_once('\n').map(|x| x.1).unwrap_or("")) {
+                let Ok(bound) = parse_query(q).and_then(|p| bind(&p, &schema)) else { continue };
+                // As the server does: a key lookup first, else the first range.
+                let plan = match (bound.key_lookup(), bound.range_lookups(&ctx).into_iter().next()) {
+                    (Some(k), _) => Plan::Key(k),
+                    (None, Some(r)) => Plan::Range(r),
+                    (None, None) => Plan::Scan,
+                };
+                keyed += usize::from(matches!(plan, Plan::Key(_)));
+                ranged += usize::from(matches!(plan, Plan::Range(_)));
+                let candidates = store.fetch(&bound.object, &plan);
+                let parents: Vec<Record> =
+                    bound.parent_ids(&candidates).iter().filter_map(|i| store.get(i)).collect();
+                let narrow = MemorySource::new(candidates.into_iter().chain(parents));
+                if evaluate(&bound, &narrow, &ctx) != evaluate(&bound, &full, &ctx) {
+                    differing.push(q.trim().to_string());
+                }
+            }
         }
     }
-    assert!(planned >= 8, "{planned} queries used a key lookup");
+    assert!(keyed >= 8 * 8, "{keyed} queries used a key lookup");
+    assert!(ranged >= 16 * 8, "{ranged} queries used a range lookup");
+    differing.dedup();
     // The one documented gap: SOQL `=` ignores case, an exact key index does not.
     assert_eq!(differing, ["SELECT Name FROM VoiceCall WHERE VendorCallKey = 'upper-case-key-5'"]);
+}
+
+#[test]
+fn range_lookups_mirror_the_comparisons() {
+    use Bound::{Excluded, Included, Unbounded};
+    let ranges = |q: &str| {
+        let bound = bind(&parse_query(q).unwrap(), &dataset::schema()).unwrap();
+        bound
+            .range_lookups(&dataset::ctx())
+            .into_iter()
+            .map(|r| (r.field, r.lower, r.upper))
+            .collect::<Vec<_>>()
+    };
+    let day = 86_400_000;
+    let today = dataset::NOW_MS - (15 * 60 + 30) * 60_000; // 2024-05-15T00:00:00Z
+    let t = |s: &str| voxbridge_core::time::parse_iso_ms(s).unwrap();
+    let start = || "CallStartDateTime".to_string();
+    assert_eq!(
+        ranges("SELECT Id FROM Conversation WHERE CreateDate >= 2024-01-01T00:00:00Z"),
+        [("CreatedDate".to_string(), Included(t("2024-01-01T00:00:00Z")), Unbounded)],
+        "an alias reads the field it stands for"
+    );
+    assert_eq!(
+        ranges("SELECT Id FROM VoiceCall WHERE CallStartDateTime >= 2024-01-01T00:00:00Z AND CallStartDateTime < 2024-01-01T00:05:00Z AND CallType = 'Inbound'"),
+        [(start(), Included(t("2024-01-01T00:00:00Z")), Excluded(t("2024-01-01T00:05:00Z")))]
+    );
+    assert_eq!(
+        ranges("SELECT Id FROM VoiceCall WHERE CallStartDateTime > 2024-01-01T00:00:00Z AND CallStartDateTime >= 2024-01-01T00:00:00Z AND CallStartDateTime <= 2024-02-01T00:00:00Z"),
+        [(start(), Excluded(t("2024-01-01T00:00:00Z")), Included(t("2024-02-01T00:00:00Z")))]
+    );
+    assert_eq!(
+        ranges("SELECT Id FROM VoiceCall WHERE CallStartDateTime = TODAY"),
+        [(start(), Included(today), Excluded(today + day))]
+    );
+    assert_eq!(
+        ranges("SELECT Id FROM VoiceCall WHERE CallStartDateTime > TODAY"),
+        [(start(), Included(today + day), Unbounded)]
+    );
+    assert_eq!(
+        ranges("SELECT Id FROM VoiceCall WHERE CallStartDateTime <= TODAY"),
+        [(start(), Unbounded, Excluded(today + day))]
+    );
+    assert_eq!(
+        ranges("SELECT Id FROM VoiceCall WHERE CallStartDateTime < TODAY"),
+        [(start(), Unbounded, Excluded(today))]
+    );
+    assert_eq!(
+        ranges("SELECT Id FROM VoiceCall WHERE CallStartDateTime = LAST_N_DAYS:7"),
+        [(start(), Included(today - 7 * day), Excluded(today + day))]
+    );
+    assert_eq!(
+        ranges("SELECT Id FROM VoiceCall WHERE CallStartDateTime IN (2024-01-02T00:00:00Z, 2024-01-01T00:00:00Z)"),
+        [(start(), Included(t("2024-01-01T00:00:00Z")), Included(t("2024-01-02T00:00:00Z")))]
+    );
+    assert_eq!(
+        ranges(
+            "SELECT Id FROM VoiceCall WHERE CreatedDate < 2024-01-01T00:00:00Z AND CallEndDateTime != null"
+        ),
+        [("CreatedDate".to_string(), Unbounded, Excluded(t("2024-01-01T00:00:00Z")))]
+    );
+    for none in [
+        "SELECT Id FROM VoiceCall WHERE CallStartDateTime > 2024-01-01T00:00:00Z OR CallType = 'Inbound'",
+        "SELECT Id FROM VoiceCall WHERE NOT CallStartDateTime > 2024-01-01T00:00:00Z",
+        "SELECT Id FROM VoiceCall WHERE CallStartDateTime != 2024-01-01T00:00:00Z",
+        "SELECT Id FROM VoiceCall WHERE CallStartDateTime = null",
+        "SELECT Id FROM VoiceCall WHERE CallStartDateTime NOT IN (2024-01-01T00:00:00Z)",
+        "SELECT Id FROM Contact WHERE Birthdate > 1980-01-01",
+        "SELECT Id FROM VoiceCall WHERE CallDurationInSeconds > 10",
+        "SELECT Id FROM VoiceCall",
+    ] {
+        assert_eq!(ranges(none), [], "{none}");
+    }
 }
 
 #[test]
