@@ -32,12 +32,12 @@ use crate::App;
 type AppState = State<Arc<App>>;
 
 /// Profile whose CRM users may open console sessions for any agent of their org.
-pub(crate) const ADMIN_PROFILE: &str = "System Administrator";
+const ADMIN_PROFILE: &str = "System Administrator";
 
 /// An authenticated console session.
-pub(crate) struct Agent {
-    pub(crate) org: SfId,
-    pub(crate) user: SfId,
+struct Agent {
+    org: SfId,
+    user: SfId,
 }
 
 fn invalid_session() -> ApiError {
@@ -77,11 +77,11 @@ async fn agent_of(app: &App, token: Option<&str>) -> Result<Agent> {
     Ok(Agent { org, user })
 }
 
-pub(crate) async fn agent(app: &App, headers: &HeaderMap) -> Result<Agent> {
+async fn agent(app: &App, headers: &HeaderMap) -> Result<Agent> {
     agent_of(app, bearer(headers)).await
 }
 
-pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T> {
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             ErrorCode::MalformedRequest,
@@ -225,6 +225,9 @@ pub async fn queues(State(app): AppState, headers: HeaderMap) -> Result<Response
 #[derive(Deserialize)]
 pub struct WsQuery {
     access_token: Option<String>,
+    /// Also send the org's queue changes (the supervisor view).
+    #[serde(default)]
+    supervisor: bool,
 }
 
 /// `GET /console/api/v1/events`: a WebSocket of the agent's events. Browsers cannot set
@@ -238,9 +241,10 @@ pub async fn events(
     let token = bearer(&headers).map(str::to_string).or(q.access_token);
     let me = agent_of(&app, token.as_deref()).await?;
     // Subscribe before reading the state, so nothing falls between the two.
-    let rx = app.omni.subscribe(&me.org);
+    let rx = app.omni.subscribe(&me.org, &me.user);
+    let queues = q.supervisor.then(|| app.omni.subscribe_queues(&me.org));
     let state = app.omni.ask(&me.org, Ask::State { agent: me.user.clone() }).await?;
-    Ok(ws.on_upgrade(move |socket| run_socket(app, me, rx, state, socket)))
+    Ok(ws.on_upgrade(move |socket| run_socket(app, me, rx, queues, state, socket)))
 }
 
 fn text(v: Value) -> Message {
@@ -251,6 +255,7 @@ async fn run_socket(
     app: Arc<App>,
     me: Agent,
     mut rx: broadcast::Receiver<crate::omni::ConsoleEvent>,
+    mut queues: Option<broadcast::Receiver<crate::omni::ConsoleEvent>>,
     state: Value,
     mut socket: WebSocket,
 ) {
@@ -287,15 +292,11 @@ async fn run_socket(
         }
     }
     if socket.send(text(json!({"type": "state", "data": state}))).await.is_ok() {
-        let me_id = me.user.to_string();
         loop {
             tokio::select! {
                 ev = rx.recv() => {
                     let msg = match ev {
                         Ok(ev) => {
-                            if ev.agent.as_deref().is_some_and(|a| a != me_id) {
-                                continue;
-                            }
                             match ev.kind {
                                 "assigned" => watch(&mut watched, &ev.data),
                                 "ended" => {
@@ -305,10 +306,26 @@ async fn run_socket(
                                 }
                                 _ => {}
                             }
-                            json!({"type": ev.kind, "data": ev.data})
+                            json!({"type": ev.kind, "data": *ev.data})
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}),
                         Err(broadcast::error::RecvError::Closed) => break,
+                    };
+                    if socket.send(text(msg)).await.is_err() {
+                        break;
+                    }
+                }
+                ev = async { queues.as_mut()?.recv().await.ok() }, if queues.is_some() => {
+                    let msg = match ev {
+                        Some(ev) => json!({"type": ev.kind, "data": *ev.data}),
+                        // Lagging behind queue changes is harmless (the next one has the
+                        // totals); a closed channel ends them.
+                        None => {
+                            if queues.as_ref().is_some_and(|q| q.is_closed()) {
+                                queues = None;
+                            }
+                            continue;
+                        }
                     };
                     if socket.send(text(msg)).await.is_err() {
                         break;

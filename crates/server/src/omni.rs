@@ -34,7 +34,7 @@ use crate::cache::TtlCache;
 
 /// Messages waiting for an org's router; senders wait when it is full.
 const INBOX: usize = 4096;
-/// Console events buffered per org for slow WebSocket clients.
+/// Console events buffered per agent (and for supervisors) for slow WebSocket clients.
 const EVENTS: usize = 1024;
 
 /// Routing configuration of the server.
@@ -87,12 +87,57 @@ impl RoutingClock {
     }
 }
 
-/// One event for an org's consoles: to one agent (`agent`) or to every console of the org.
+/// One event for a console: its type and JSON data.
 #[derive(Debug, Clone)]
 pub struct ConsoleEvent {
-    pub agent: Option<Arc<str>>,
     pub kind: &'static str,
-    pub data: Value,
+    pub data: Arc<Value>,
+}
+
+/// An org's console event channels: one per agent with a console open, so an event wakes only
+/// its agent's sockets, and one for supervisors (queue changes).
+struct Channels {
+    agents: Mutex<HashMap<String, broadcast::Sender<ConsoleEvent>>>,
+    queues: broadcast::Sender<ConsoleEvent>,
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Channels { agents: Mutex::new(HashMap::new()), queues: broadcast::channel(EVENTS).0 }
+    }
+}
+
+impl Channels {
+    fn agent(&self, agent: &str) -> broadcast::Receiver<ConsoleEvent> {
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        match agents.get(agent) {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(EVENTS);
+                agents.insert(agent.to_string(), tx);
+                rx
+            }
+        }
+    }
+
+    fn send(&self, agent: Option<&str>, kind: &'static str, data: Value) {
+        match agent {
+            Some(a) => {
+                let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(tx) = agents.get(a) {
+                    if tx.send(ConsoleEvent { kind, data: Arc::new(data) }).is_err() {
+                        // Nobody listens any more.
+                        agents.remove(a);
+                    }
+                }
+            }
+            None => {
+                if self.queues.receiver_count() > 0 {
+                    let _ = self.queues.send(ConsoleEvent { kind, data: Arc::new(data) });
+                }
+            }
+        }
+    }
 }
 
 /// What the agent API asks an org's router.
@@ -133,7 +178,7 @@ enum Msg {
 #[derive(Clone)]
 struct OrgHandle {
     tx: mpsc::Sender<Msg>,
-    events: broadcast::Sender<ConsoleEvent>,
+    events: Arc<Channels>,
 }
 
 /// The routers of all orgs this process serves.
@@ -171,7 +216,7 @@ impl Omni {
             return h.clone();
         }
         let (tx, rx) = mpsc::channel(INBOX);
-        let (events, _) = broadcast::channel(EVENTS);
+        let events = Arc::new(Channels::default());
         let handle = OrgHandle { tx, events: events.clone() };
         orgs.insert(org.clone(), handle.clone());
         let host = Host::new(org.clone(), self.store.clone(), &self.settings, events);
@@ -195,9 +240,14 @@ impl Omni {
         rx.await.map_err(|_| unavailable())?
     }
 
-    /// Console events of an org (starts its router if needed).
-    pub fn subscribe(&self, org: &SfId) -> broadcast::Receiver<ConsoleEvent> {
-        self.handle(org).events.subscribe()
+    /// One agent's console events (starts the org's router if needed).
+    pub fn subscribe(&self, org: &SfId, agent: &SfId) -> broadcast::Receiver<ConsoleEvent> {
+        self.handle(org).events.agent(agent.as_str())
+    }
+
+    /// The org's queue changes, for supervisors.
+    pub fn subscribe_queues(&self, org: &SfId) -> broadcast::Receiver<ConsoleEvent> {
+        self.handle(org).events.queues.subscribe()
     }
 
     /// Starts the routers of every org in the store, so restored work is routed at once.
@@ -228,7 +278,7 @@ struct Host {
     store: Arc<dyn Store>,
     router: Router,
     clock: RoutingClock,
-    events: broadcast::Sender<ConsoleEvent>,
+    events: Arc<Channels>,
     works: HashMap<String, WorkMeta>,
     agents: HashMap<String, AgentMeta>,
     /// Queue id → (developer name, label).
@@ -252,12 +302,7 @@ fn presence_of(status: &str) -> Presence {
 }
 
 impl Host {
-    fn new(
-        org: SfId,
-        store: Arc<dyn Store>,
-        s: &RoutingSettings,
-        events: broadcast::Sender<ConsoleEvent>,
-    ) -> Host {
+    fn new(org: SfId, store: Arc<dyn Store>, s: &RoutingSettings, events: Arc<Channels>) -> Host {
         Host {
             org,
             store,
@@ -670,7 +715,7 @@ impl Host {
     // ----- outputs -----
 
     fn emit(&self, agent: Option<&AgentId>, kind: &'static str, data: Value) {
-        let _ = self.events.send(ConsoleEvent { agent: agent.map(|a| Arc::from(a.as_str())), kind, data });
+        self.events.send(agent.map(AgentId::as_str), kind, data);
     }
 
     async fn record_presence(&self, agent: &str, status: &str) -> Result<(), StoreError> {
@@ -822,15 +867,7 @@ impl Host {
                     );
                 }
                 Output::AgentWorkClosed { agent, work, reason } => {
-                    // A rerouted (transferred) call is routed again: keep what is known of it
-                    // (its conversation key) for the next agent's work.
-                    let meta = match self.router.work(work) {
-                        Some(_) => self
-                            .works
-                            .get_mut(work.as_str())
-                            .map(|m| WorkMeta { agent_work: m.agent_work.take(), ..m.clone() }),
-                        None => self.works.remove(work.as_str()),
-                    };
+                    let meta = self.works.remove(work.as_str());
                     if let Some(aw) = meta.as_ref().and_then(|m| m.agent_work.clone()) {
                         let open = self
                             .store

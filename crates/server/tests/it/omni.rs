@@ -70,7 +70,12 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 
 /// The agent's event socket, after its first `state` message.
 async fn socket(base: &str, token: &str) -> (Socket, Value) {
-    let url = format!("{}/console/api/v1/events?access_token={token}", base.replace("http://", "ws://"));
+    socket_with(base, token, "").await
+}
+
+async fn socket_with(base: &str, token: &str, query: &str) -> (Socket, Value) {
+    let url =
+        format!("{}/console/api/v1/events?access_token={token}{query}", base.replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
     let first = next(&mut ws).await;
     assert_eq!(first["type"], "state", "{first}");
@@ -122,11 +127,26 @@ both_backends!(offer_accept_transcript_wrap_up, |backend: Backend| async move {
     let token = login(&s, &ada).await;
     let (mut ws, state) = socket(&s.base, &token).await;
     assert_eq!(state["presence"]["status"], "Offline");
+    let (mut supervisor, _) = socket_with(&s.base, &token, "&supervisor=true").await;
     presence(&s.base, &token, "Available").await;
 
     let call = s.create_call("omni-1", START).await;
     route(&s, &call).await;
-    let offer = next_of(&mut ws, "offer").await;
+    // Supervisors see the queue's contact; agents' own sockets get no queue changes.
+    let support = s.demo.queues.iter().find(|q| q.developer_name == "Support").unwrap().id.to_string();
+    loop {
+        let q = next_of(&mut supervisor, "queue").await;
+        if q["data"]["id"] == support.as_str() && q["data"]["backlog"] == 1 {
+            break;
+        }
+    }
+    let available = next(&mut ws).await;
+    assert_eq!(
+        (available["type"].as_str(), available["data"]["status"].as_str()),
+        (Some("presence"), Some("Available"))
+    );
+    let offer = next(&mut ws).await;
+    assert_eq!(offer["type"], "offer", "the next event is the offer: {offer}");
     assert_eq!(offer["data"]["workId"], call.as_str());
     assert_eq!(offer["data"]["queueName"], "Support Queue");
     assert_eq!(offer["data"]["conversationKey"], "omni-1");
