@@ -282,7 +282,7 @@ pub fn flows(command: &FlowsCommand) -> Result<bool> {
 
 /// Attaches the call simulator to `app`, running the flows of `config.flows_dir` (`--flows`,
 /// `VOXBRIDGE_FLOWS`), else those of `<data>/flows` (the sample flows, installed on first
-/// start). `base_url` is this server's own root URL (the functions call it over HTTP).
+/// start). The flows call the functions of `registry` (see [`registry`]).
 ///
 /// Flows the user named must load; the default directory is a convenience, so when it is
 /// missing or cannot be loaded the server starts without the simulator and says why.
@@ -291,7 +291,7 @@ pub fn attach(
     config: &Config,
     data: &DataDir,
     setup: &SetupFile,
-    base_url: &str,
+    registry: Arc<Registry>,
     sink: Arc<dyn voxbridge_contacts::ContactSink>,
 ) -> Result<axum::Router> {
     let (dir, named) = match &config.flows_dir {
@@ -301,7 +301,7 @@ pub fn attach(
     if !named && !dir.is_dir() {
         return Ok(app);
     }
-    let center = match contact_center(&dir, config, data, setup, base_url) {
+    let center = match contact_center(&dir, setup, registry) {
         Ok(center) => center,
         Err(e) if !named => {
             tracing::warn!("the call simulator is off: {e:#}");
@@ -325,13 +325,7 @@ pub fn attach(
     })))
 }
 
-fn contact_center(
-    dir: &Path,
-    config: &Config,
-    data: &DataDir,
-    setup: &SetupFile,
-    base_url: &str,
-) -> Result<ContactCenter> {
+fn contact_center(dir: &Path, setup: &SetupFile, registry: Arc<Registry>) -> Result<ContactCenter> {
     // The CRM half's queues and agents, under the ids its routing map gives them, so the
     // answers of executeOmniFlow name queues the telephony side knows; the agents take
     // contacts from every queue.
@@ -364,14 +358,33 @@ fn contact_center(
     }
     let library = FlowLibrary::load_dir_with(dir, defaults)
         .with_context(|| format!("cannot load the flows in {}", dir.display()))?;
-    let registry = Registry::new();
+    register_external_functions(&library, &registry);
+    for f in library.flows() {
+        for d in validate_flow(&f.flow, &registry, Some(&library)) {
+            match d.severity {
+                Severity::Error => tracing::error!(flow = %f.name, "{d}"),
+                Severity::Warning => tracing::warn!(flow = %f.name, "{d}"),
+            }
+        }
+    }
+    Ok(ContactCenter::new(Arc::new(library), registry, Arc::new(SystemClock)))
+}
+
+/// How the built-in functions reach this server's Telephony Integration API at `base_url`:
+/// as the call center of setup.json that has a private key.
+pub fn telephony_config(
+    config: &Config,
+    data: &DataDir,
+    setup: &SetupFile,
+    base_url: &str,
+) -> Result<TelephonyApiConfig> {
     let call_center = setup.call_centers.iter().find(|c| c.private_key_file.is_some()).context(
         "no call center in setup.json has a private key for InvokeTelephonyIntegrationApiFunction",
     )?;
     let key_path = data.resolve(call_center.private_key_file.as_deref().unwrap_or_default());
     let private_key_pem =
         std::fs::read_to_string(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
-    let function = InvokeTelephonyIntegrationApi::new(TelephonyApiConfig {
+    Ok(TelephonyApiConfig {
         org_id: setup.org.id.clone(),
         call_center_api_name: call_center.api_name.clone(),
         audience: config.audience.clone(),
@@ -379,7 +392,15 @@ fn contact_center(
         private_key_pem,
         provider_name: "amazon-connect".into(),
     })
-    .map_err(anyhow::Error::msg)?;
+}
+
+/// The server's function registry, shared by the contact center and the rules: the
+/// built-in InvokeTelephonyIntegrationApiFunction and InvokeSalesforceRestApiFunction, which
+/// call this server at `base_url` over HTTP.
+pub fn registry(config: &Config, data: &DataDir, setup: &SetupFile, base_url: &str) -> Result<Registry> {
+    let registry = Registry::new();
+    let function = InvokeTelephonyIntegrationApi::new(telephony_config(config, data, setup, base_url)?)
+        .map_err(anyhow::Error::msg)?;
     registry.register(Arc::new(function), FunctionOptions::default());
     registry.bind(telephony::PLACEHOLDER, telephony::NAME);
     // InvokeSalesforceRestApiFunction calls this server's CRM REST API as the demo connected
@@ -409,14 +430,5 @@ fn contact_center(
              InvokeSalesforceRestApiFunction"
         ),
     }
-    register_external_functions(&library, &registry);
-    for f in library.flows() {
-        for d in validate_flow(&f.flow, &registry, Some(&library)) {
-            match d.severity {
-                Severity::Error => tracing::error!(flow = %f.name, "{d}"),
-                Severity::Warning => tracing::warn!(flow = %f.name, "{d}"),
-            }
-        }
-    }
-    Ok(ContactCenter::new(Arc::new(library), Arc::new(registry), Arc::new(SystemClock)))
+    Ok(registry)
 }

@@ -20,6 +20,7 @@ mod metadata;
 mod objects;
 mod pipelines;
 mod provision;
+mod rules;
 mod serve;
 mod stream;
 mod token;

@@ -2,6 +2,11 @@
 //! (default `<data>/objects/`), through the `object_store` crate's local file system
 //! backend, and `voxbridge objects list|put|get|tag`.
 //!
+//! Every put emits an `Object Created` event in the S3 EventBridge shape
+//! ([`object_created_event`]) on the bus's `object-events` stream when the store was opened
+//! [`Objects::with_events`] (the server and `voxbridge objects put` do), so rules can react
+//! to new objects.
+//!
 //! Object tags (S3's `PutObjectTagging`) are a JSON map kept beside the object at
 //! `.tags/<key>.json`: the `.tags/` prefix is reserved and never listed. Replacing an object
 //! keeps its tags, which is what the CTR sync relies on to remember what it applied.
@@ -31,13 +36,65 @@ pub struct ObjectInfo {
     pub size: u64,
     /// ISO-8601 UTC.
     pub last_modified: String,
+    /// The same as epoch ms.
+    pub modified_ms: i64,
 }
 
 /// The object store of a data dir. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Objects {
     store: Arc<LocalFileSystem>,
     root: PathBuf,
+    /// Where `Object Created` events go, if anywhere.
+    events: Option<Arc<dyn voxbridge_bus::Bus>>,
+}
+
+impl std::fmt::Debug for Objects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Objects").field("root", &self.root).field("events", &self.events.is_some()).finish()
+    }
+}
+
+/// The bucket name Voxbridge's object events give the store.
+pub const BUCKET: &str = "voxbridge";
+
+/// The S3 EventBridge `Object Created` event of a put (`sequence` orders puts of a key).
+pub fn object_created_event(key: &str, size: u64, etag: &str, sequence: i64) -> Value {
+    let now = chrono::Utc::now();
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": crate::rules::ACCOUNT,
+        "time": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "region": crate::rules::REGION,
+        "resources": [format!("arn:aws:s3:::{BUCKET}")],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": BUCKET},
+            "object": {"key": s3_encode(key), "size": size, "etag": etag, "sequencer": format!("{sequence:016X}")},
+            "request-id": uuid::Uuid::new_v4().simple().to_string(),
+            "requester": crate::rules::ACCOUNT,
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject",
+        },
+    })
+}
+
+/// A key as S3 events carry it: URL-encoded, `/` kept, a space as `+`.
+fn s3_encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b':') => {
+                out.push(b as char)
+            }
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 impl Objects {
@@ -47,21 +104,54 @@ impl Objects {
             .with_context(|| format!("cannot create the object store directory {}", dir.display()))?;
         let store = LocalFileSystem::new_with_prefix(dir)
             .with_context(|| format!("cannot open the object store at {}", dir.display()))?;
-        Ok(Objects { store: Arc::new(store), root: dir.to_path_buf() })
+        Ok(Objects { store: Arc::new(store), root: dir.to_path_buf(), events: None })
+    }
+
+    /// The same store, emitting an `Object Created` event on `object-events` per put.
+    pub fn with_events(mut self, bus: Arc<dyn voxbridge_bus::Bus>) -> Objects {
+        self.events = Some(bus);
+        self
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Stores `data` under `key`, replacing any object there.
+    /// Stores `data` under `key`, replacing any object there, then emits its event. A lost
+    /// event is logged only: the object is stored either way.
     pub async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
         let path = object_key(key)?;
-        self.store
+        let size = data.len() as u64;
+        let result = self
+            .store
             .put(&path, PutPayload::from(data))
             .await
             .with_context(|| format!("cannot store the object {key}"))?;
+        if let Some(bus) = &self.events {
+            let etag = result.e_tag.unwrap_or_default().trim_matches('"').to_string();
+            let event = object_created_event(key, size, &etag, chrono::Utc::now().timestamp_micros());
+            if let Err(e) =
+                bus.put(crate::rules::OBJECT_EVENTS_STREAM, key, event.to_string().into_bytes()).await
+            {
+                tracing::warn!(key, "the Object Created event was not put on the bus: {e}");
+            }
+        }
         Ok(())
+    }
+
+    /// Deletes the object and its tags; whether there was one.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        let path = object_key(key)?;
+        let existed = match self.store.delete(&path).await {
+            Ok(()) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(e).with_context(|| format!("cannot delete the object {key}")),
+        };
+        match self.store.delete(&tags_key(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot delete the tags of {key}")),
+        }
+        Ok(existed)
     }
 
     /// The object's bytes, `None` when there is none.
@@ -94,6 +184,7 @@ impl Objects {
                 key: m.location.to_string(),
                 size: m.size,
                 last_modified: m.last_modified.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                modified_ms: m.last_modified.timestamp_millis(),
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -209,8 +300,32 @@ pub struct TagArgs {
 
 /// `voxbridge objects …` on the configured object store.
 pub fn run(command: &ObjectsCommand, config: &Config) -> Result<()> {
-    let objects = Objects::open(&config.objects_dir)?;
+    let mut objects = Objects::open(&config.objects_dir)?;
     crate::runtime()?.block_on(async {
+        // A put tells the server's rules about the new object through the bus.
+        let bus = match command {
+            ObjectsCommand::Put(_) => match crate::pipelines::open_bus(config).await {
+                Ok(bus) => Some(bus),
+                Err(e) => {
+                    eprintln!("warning: no Object Created event will be emitted: {e:#}");
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let Some(bus) = &bus {
+            objects = objects.with_events(bus.clone());
+        }
+        let result = run_command(command, &objects).await;
+        if let Some(bus) = bus {
+            bus.close().await;
+        }
+        result
+    })
+}
+
+async fn run_command(command: &ObjectsCommand, objects: &Objects) -> Result<()> {
+    {
         match command {
             ObjectsCommand::List(a) => {
                 let list = objects.list(a.prefix.as_deref()).await?;
@@ -275,7 +390,7 @@ pub fn run(command: &ObjectsCommand, config: &Config) -> Result<()> {
             }
         }
         Ok(())
-    })
+    }
 }
 
 #[cfg(test)]

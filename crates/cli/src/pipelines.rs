@@ -71,7 +71,14 @@ pub async fn open_bus(config: &Config) -> Result<Arc<dyn Bus>> {
             redact_url(&config.bus_url)
         )
     })?;
-    for stream in [CTR_STREAM, CONTACT_EVENTS_STREAM, CTR_DEAD_LETTER_STREAM] {
+    for stream in [
+        CTR_STREAM,
+        CONTACT_EVENTS_STREAM,
+        CTR_DEAD_LETTER_STREAM,
+        crate::rules::OBJECT_EVENTS_STREAM,
+        crate::rules::CONTACT_LENS_STREAM,
+        crate::rules::RULES_DEAD_LETTER_STREAM,
+    ] {
         bus.create_stream(stream).await.with_context(|| format!("cannot create the stream {stream}"))?;
     }
     Ok(bus)
@@ -179,6 +186,12 @@ impl CtrSync {
 
     pub fn crm(&self) -> &CrmClient {
         &self.crm
+    }
+
+    /// The same sync, its backups emitting `Object Created` events on the bus.
+    pub fn with_object_events(mut self, bus: Arc<dyn Bus>) -> CtrSync {
+        self.objects = self.objects.with_events(bus);
+        self
     }
 
     pub fn objects(&self) -> &Objects {
@@ -407,6 +420,21 @@ pub fn start(bus: Arc<dyn Bus>) -> (Pipelines, Arc<BusSink>) {
 }
 
 impl Pipelines {
+    /// The bus the pipelines run on.
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        self.bus.clone()
+    }
+
+    /// Turns true when the pipelines stop.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Runs a task until shutdown (which waits for it, up to a limit).
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
+    }
+
     /// Starts the CTR sync consumer and, with a schedule, the scheduled resync.
     pub fn start_sync(&mut self, sync: Arc<CtrSync>, schedule: Option<voxbridge_events::Schedule>) {
         let mut options = ConsumerOptions::new(CTR_STREAM, CTR_SYNC_GROUP);

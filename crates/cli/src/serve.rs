@@ -65,6 +65,9 @@ pub async fn run(config: &Config) -> Result<()> {
     let mut servers = JoinSet::new();
 
     let mut http_url = None;
+    // The function registry the contact center and the rules share, with the URL its
+    // built-in functions call.
+    let mut functions = None;
     if let Some(addr) = config.http {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
             format!(
@@ -74,14 +77,16 @@ pub async fn run(config: &Config) -> Result<()> {
         let local = listener.local_addr()?;
         println!("listening on http://{local}");
         http_url = Some(format!("http://{}", reachable(local)));
-        app = crate::callsim::attach(
-            app,
-            config,
-            &data,
-            &provisioned.setup,
-            &format!("http://{}", reachable(local)),
-            sink.clone(),
-        )?;
+        let base = format!("http://{}", reachable(local));
+        let registry = match crate::callsim::registry(config, &data, &provisioned.setup, &base) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                tracing::warn!("the built-in functions are off: {e:#}");
+                Arc::new(voxbridge_functions::Registry::new())
+            }
+        };
+        app = crate::callsim::attach(app, config, &data, &provisioned.setup, registry.clone(), sink.clone())?;
+        functions = Some((registry, base));
         let app = app.clone().into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = stop_rx.clone();
         servers.spawn(async move {
@@ -144,6 +149,7 @@ pub async fn run(config: &Config) -> Result<()> {
     }
 
     let ctr_sync = start_ctr_sync(config, &data, &provisioned.setup, &mut pipelines, http_url.as_deref());
+    let rules = crate::rules::start_in_serve(config, &data, &provisioned.setup, &mut pipelines, functions);
     let setup = &provisioned.setup;
     let main_url = config.public_url.clone().or(http_url.clone()).or(https_url.clone()).unwrap_or_default();
     println!();
@@ -162,6 +168,7 @@ pub async fn run(config: &Config) -> Result<()> {
     println!("  Store:          {} ({})", store.backend(), config.database_url_redacted());
     println!("  Event bus:      {} ({})", bus.backend(), crate::config::redact_url(&config.bus_url));
     println!("  CTR sync:       {ctr_sync}");
+    println!("  Rules:          {rules}");
     for number in &setup.phone_channels {
         println!(
             "  Phone number:   {} -> {}",
@@ -229,6 +236,7 @@ fn start_ctr_sync(
     let schedule = voxbridge_events::Schedule::parse(&config.ctr_resync_schedule).ok();
     match crate::pipelines::ctr_sync(config, data, setup, base) {
         Ok(sync) => {
+            let sync = sync.with_object_events(pipelines.bus());
             pipelines.start_sync(Arc::new(sync), schedule);
             format!(
                 "{} on `{}`, backups in {}, resync {}",

@@ -10,6 +10,7 @@ mod metadata;
 mod pipelines;
 mod postgres;
 mod python_client;
+mod rules;
 mod sample_flows;
 mod serving;
 mod tidy;
