@@ -173,6 +173,7 @@ function logEvent(name, detail) {
 function onToolkitEvent(name, detail) {
   logEvent(name, detail);
   if (name === 'transcript') {
+    if ($(`#transcript li[data-id="${CSS.escape(String(detail.id))}"]`)) return;
     const who = detail.sender?.role ?? '';
     const li = el('li', { class: who === 'EndUser' ? 'END_USER' : 'HUMAN_AGENT', 'data-id': detail.id },
       el('span', { class: 'who' }, who === 'EndUser' ? 'Caller' : who), detail.content?.text ?? '');
@@ -198,6 +199,8 @@ function showPresence(p) {
   pill.classList.toggle('routable', !!p.routable);
 }
 $('#presence').addEventListener('change', async (e) => {
+  // Back to the page, so the keyboard shortcuts work at once.
+  e.target.blur();
   try {
     showPresence(await api('PUT', '/presence', { status: e.target.value }));
   } catch (err) {
@@ -236,21 +239,28 @@ async function focusCall(workId) {
     return;
   }
   showCall();
-  const lines = state.call.transcript ?? [];
-  if (!$('#transcript').children.length) {
-    for (const t of lines) {
-      $('#transcript').append(el('li', { class: t.senderType, 'data-id': t.messageId },
-        el('span', { class: 'who' }, t.senderType === 'END_USER' ? 'Caller' : 'Agent'), t.content));
-    }
+  // The conversation so far (after a transfer, what the previous agent heard); live lines
+  // that arrived meanwhile are not repeated.
+  const live = [...$('#transcript').children];
+  for (const t of state.call.transcript ?? []) {
+    if ($(`#transcript li[data-id="${CSS.escape(t.messageId)}"]`)) continue;
+    const li = el('li', { class: t.senderType, 'data-id': t.messageId },
+      el('span', { class: 'who' }, t.senderType === 'END_USER' ? 'Caller' : 'Agent'), t.content);
+    if (live.length) live[0].before(li);
+    else $('#transcript').append(li);
   }
   $('#notes').replaceChildren();
   for (const n of state.call.notes ?? []) addNote(n, n.type === 'FLAG_RAISE' ? 'flagraise' : n.type === 'FLAG_LOWER' ? 'flaglower' : 'note');
 }
 
 async function refreshCall() {
-  if (!state.call) return;
+  const id = state.call?.voiceCall?.Id;
+  if (!id) return;
   try {
-    state.call = await api('GET', `/calls/${state.call.voiceCall.Id}`);
+    const c = await api('GET', `/calls/${id}`);
+    // The call may have left this console (ended, transferred) while the answer was on its way.
+    if (state.call?.voiceCall?.Id !== id) return;
+    state.call = c;
     showCall();
   } catch {
     // The call may be gone (transferred); the next event says so.
@@ -443,7 +453,7 @@ async function refreshSupervisor() {
     $('#queues tbody').replaceChildren(...q.queues.map((x) => el('tr', { 'data-queue': x.developerName },
       el('td', {}, x.name),
       el('td', {}, el('span', { class: `bar${x.backlog > 2 ? ' hot' : ''}`, style: '' }), String(x.backlog)),
-      el('td', {}, ago(x.oldestContactAgeMs)),
+      el('td', {}, x.backlog ? ago(x.oldestContactAgeMs) : '–'),
       el('td', {}, String(x.agentsAvailable)), el('td', {}, String(x.agentsStaffed)), el('td', {}, String(x.agentsOnline)))));
     for (const [i, x] of q.queues.entries()) {
       const bar = $('#queues tbody').children[i].querySelector('.bar');

@@ -32,12 +32,12 @@ use crate::App;
 type AppState = State<Arc<App>>;
 
 /// Profile whose CRM users may open console sessions for any agent of their org.
-const ADMIN_PROFILE: &str = "System Administrator";
+pub(crate) const ADMIN_PROFILE: &str = "System Administrator";
 
 /// An authenticated console session.
-struct Agent {
-    org: SfId,
-    user: SfId,
+pub(crate) struct Agent {
+    pub(crate) org: SfId,
+    pub(crate) user: SfId,
 }
 
 fn invalid_session() -> ApiError {
@@ -77,11 +77,11 @@ async fn agent_of(app: &App, token: Option<&str>) -> Result<Agent> {
     Ok(Agent { org, user })
 }
 
-async fn agent(app: &App, headers: &HeaderMap) -> Result<Agent> {
+pub(crate) async fn agent(app: &App, headers: &HeaderMap) -> Result<Agent> {
     agent_of(app, bearer(headers)).await
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             ErrorCode::MalformedRequest,

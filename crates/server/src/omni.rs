@@ -867,7 +867,15 @@ impl Host {
                     );
                 }
                 Output::AgentWorkClosed { agent, work, reason } => {
-                    let meta = self.works.remove(work.as_str());
+                    // A rerouted (transferred) call is routed again: keep what is known of it
+                    // (its conversation key) for the next agent's work.
+                    let meta = match self.router.work(work) {
+                        Some(_) => self
+                            .works
+                            .get_mut(work.as_str())
+                            .map(|m| WorkMeta { agent_work: m.agent_work.take(), ..m.clone() }),
+                        None => self.works.remove(work.as_str()),
+                    };
                     if let Some(aw) = meta.as_ref().and_then(|m| m.agent_work.clone()) {
                         let open = self
                             .store

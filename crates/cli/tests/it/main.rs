@@ -3,6 +3,7 @@
 
 mod call_simulate;
 mod commands;
+mod console;
 mod crash;
 mod crm_login;
 mod js_client;
