@@ -475,6 +475,38 @@ async fn attempt(
 pub(crate) fn start(app: &Arc<App>) {
     if tokio::runtime::Handle::try_current().is_ok() {
         let app = app.clone();
-        tokio::spawn(outbox_worker(app));
+        let span = tracing::info_span!("vb-messaging-outbox");
+        tokio::spawn(tracing::Instrument::instrument(outbox_worker(app), span));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let s = MessagingSettings {
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let delays: Vec<u64> = (1..=7).map(|n| backoff(&s, n).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff(&s, 0), Duration::from_secs(2));
+        assert_eq!(backoff(&s, u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn automation_records_are_checked_before_they_are_stored() {
+        let mut fields = Map::new();
+        fields.insert("Definition".into(), json!({"trigger": {"object": "Case", "on": []}, "steps": []}));
+        let e = check_record("Automation", Some("A"), &fields).unwrap_err();
+        assert_eq!(
+            e.error.message,
+            "Definition: 2 mistake(s): trigger.on: lists no events; use create, update or publish; \
+             steps: an automation needs at least one step"
+        );
+        assert!(check_record("Case", None, &fields).is_ok());
     }
 }
