@@ -83,7 +83,7 @@ $('#logout').addEventListener('click', () => logout());
 // ----- start -----
 
 async function start() {
-  const toolkit = new VoiceToolkit({ token: state.token });
+  const toolkit = new VoiceToolkit({ token: state.token, supervisor: true });
   state.toolkit = toolkit;
   setToolkitApi(toolkit);
   window.voxbridgeToolkit = toolkit;

@@ -43,14 +43,16 @@ function oneOf(name, value, allowed) {
 
 export class VoiceToolkit extends EventTarget {
   /**
-   * @param {{token: string, baseUrl?: string, WebSocketImpl?: typeof WebSocket}} options
+   * @param {{token: string, baseUrl?: string, supervisor?: boolean, WebSocketImpl?: typeof WebSocket}} options
    */
-  constructor({ token, baseUrl = '', WebSocketImpl = globalThis.WebSocket } = {}) {
+  constructor({ token, baseUrl = '', supervisor = false, WebSocketImpl = globalThis.WebSocket } = {}) {
     super();
     if (!token) throw new Error('a console session token is required');
     this.token = token;
     this.baseUrl = baseUrl || globalThis.location?.origin || '';
     this.WebSocketImpl = WebSocketImpl;
+    /** Also receive the org's queue changes (`queue` messages) for a supervisor view. */
+    this.supervisor = supervisor;
     /** Calls by work id: {workId, callId, callType, participant, ended}. */
     this.calls = new Map();
     /** The ringing offer, the call in focus. */
@@ -110,6 +112,7 @@ export class VoiceToolkit extends EventTarget {
     const url = new URL('/console/api/v1/events', this.baseUrl);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     url.searchParams.set('access_token', this.token);
+    if (this.supervisor) url.searchParams.set('supervisor', 'true');
     return new Promise((resolve, reject) => {
       const ws = new this.WebSocketImpl(url.toString());
       this.socket = ws;
