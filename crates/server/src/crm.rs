@@ -941,10 +941,21 @@ pub struct QueryText {
     q: Option<String>,
 }
 
-/// Loads what a bound query reads: candidates by key when the filter allows, else the
-/// whole object, plus the parents it traverses.
+/// Loads what a bound query reads: candidates by key or by an indexed date-time range
+/// when the filter allows, else the whole object, plus the parents it traverses.
 pub(crate) async fn load_for(app: &App, org: &SfId, bound: &soql::BoundQuery) -> CrmResult<MemorySource> {
-    let records = candidates(app, org, bound).await?;
+    load_at(app, org, bound, &soql::EvalContext::new(app.now_ms())).await
+}
+
+/// [`load_for`] with relative dates resolved by `ctx`, the context the query is then
+/// evaluated in (so `TODAY` is the same day for both).
+async fn load_at(
+    app: &App,
+    org: &SfId,
+    bound: &soql::BoundQuery,
+    ctx: &soql::EvalContext,
+) -> CrmResult<MemorySource> {
+    let records = candidates(app, org, bound, ctx).await?;
     let parents = bound.parent_ids(records.iter());
     let mut source = MemorySource::new(records);
     add_parents(app, org, &mut source, parents).await?;
@@ -953,7 +964,12 @@ pub(crate) async fn load_for(app: &App, org: &SfId, bound: &soql::BoundQuery) ->
 
 /// The records a query may match. Transcript entries live apart from other records and
 /// are read per conversation.
-async fn candidates(app: &App, org: &SfId, bound: &soql::BoundQuery) -> CrmResult<Vec<Record>> {
+async fn candidates(
+    app: &App,
+    org: &SfId,
+    bound: &soql::BoundQuery,
+    ctx: &soql::EvalContext,
+) -> CrmResult<Vec<Record>> {
     if bound.object.eq_ignore_ascii_case("ConversationEntry") {
         let conversations: Vec<SfId> = match bound.key_lookup() {
             Some(KeyLookup::Key { values, .. }) => {
@@ -984,7 +1000,16 @@ async fn candidates(app: &App, org: &SfId, bound: &soql::BoundQuery) -> CrmResul
             }
             out
         }
-        None => app.store.list(org, &bound.object).await?,
+        // A range the store indexes narrows the scan; the evaluator applies the rest of
+        // the filter to what comes back.
+        None => match bound
+            .range_lookups(ctx)
+            .into_iter()
+            .find(|r| voxbridge_store::has_range_index(&bound.object, &r.field))
+        {
+            Some(r) => app.store.find_range(org, &bound.object, &r.field, r.lower, r.upper, None).await?,
+            None => app.store.list(org, &bound.object).await?,
+        },
     })
 }
 
@@ -1014,9 +1039,9 @@ pub async fn query(
             .ok_or_else(|| CrmError::new(ErrorCode::MalformedQuery, "the query parameter `q` is missing"))?;
     let schema = schema(&app, &s.org).await?;
     let bound = soql::bind(&soql::parse_query(&text)?, &schema)?;
-    let source = load_for(&app, &s.org, &bound).await?;
     // Record URLs name the version as the path does: `v62.0`.
     let ctx = soql::EvalContext::new(app.now_ms()).with_api_version(format!("v{v}"));
+    let source = load_at(&app, &s.org, &bound, &ctx).await?;
     let result = soql::evaluate(&bound, &source, &ctx);
     let mut body = result.to_json();
     // Pages of 2,000 records; the rest is served from a cursor.
@@ -1073,7 +1098,7 @@ pub async fn search(
     let parsed = soql::parse_search(&text, &schema)?;
     let mut source = MemorySource::default();
     for r in &parsed.returning {
-        let records = candidates(&app, &s.org, &r.query).await?;
+        let records = candidates(&app, &s.org, &r.query, &soql::EvalContext::new(app.now_ms())).await?;
         let parents = r.query.parent_ids(records.iter());
         for rec in records {
             source.push(rec);
