@@ -25,6 +25,7 @@ pub mod library;
 pub mod live;
 pub mod queue;
 pub mod record;
+pub mod routing;
 pub mod runtime;
 pub mod script;
 pub mod sink;
@@ -36,6 +37,7 @@ pub use library::{
     LibraryError, LibraryFlow, QueueConfig, QuickConnect, QuickConnectType,
 };
 pub use live::{LiveContacts, LiveError, LiveView};
+pub use routing::{AgentRouting, FollowedCall, Following, LiveSteps};
 pub use runtime::{CallError, ContactCenter, ContactResult, InboundCall, LogStep, QueueRef, Step, Waiting};
 pub use script::{AgentAction, CallerInput, CallerScript, TransferTarget};
 pub use sink::{ContactSink, NoSink};

@@ -32,15 +32,24 @@ pub const MAX_STEPS: usize = 10_000;
 /// A live call with no step for this long hangs up.
 pub const IDLE_LIMIT: Duration = Duration::from_secs(600);
 
-type Reply = oneshot::Sender<Result<(), String>>;
+use crate::routing::{LiveSteps, Reply};
+
 type Steps = mpsc::Sender<(CallerInput, Reply)>;
 
 /// Where a live call reads its next step.
 pub(crate) struct Inbox {
     rx: mpsc::Receiver<(CallerInput, Reply)>,
+    /// The call's own step channel, for a routing follower; weak, so the call still ends
+    /// when nothing else drives it.
+    tx: mpsc::WeakSender<(CallerInput, Reply)>,
 }
 
 impl Inbox {
+    /// A handle that sends steps to this call.
+    pub(crate) fn steps(&self) -> Option<LiveSteps> {
+        self.tx.upgrade().map(LiveSteps::new)
+    }
+
     /// The next step; `None` when nobody drove the call for [`IDLE_LIMIT`] or the registry is
     /// gone (the caller hangs up).
     pub(crate) async fn next(&mut self) -> Option<(CallerInput, Reply)> {
@@ -233,12 +242,13 @@ impl ContactCenter {
             reg.by_id.insert(id.clone(), Entry { slot: slot.clone(), tx: tx.clone() });
         }
         let center = self.clone();
+        let weak = tx.downgrade();
         let task_slot = slot.clone();
         let task_id = id.clone();
         // The first wait is announced like an answered step.
         let (reply, started) = oneshot::channel();
         tokio::spawn(async move {
-            match center.prepare(call, Driver::Live(Inbox { rx }), Some(task_slot)) {
+            match center.prepare(call, Driver::Live(Inbox { rx, tx: weak }), Some(task_slot)) {
                 Ok(mut run) => {
                     run.set_reply(reply);
                     run.go().await;

@@ -31,6 +31,7 @@ use crate::library::{Agent, FlowLibrary, LibraryFlow, QuickConnectType, DEFAULT_
 use crate::live::{Inbox, LiveContacts, LiveSlot};
 use crate::queue::{EnqueueError, Queues};
 use crate::record::{self, AgentVisit, ContactTimeline, QueueVisit};
+use crate::routing::{AgentRouting, FollowedCall, Following};
 use crate::script::{collect, AgentAction, CallerInput, CallerScript, TransferTarget};
 use crate::sink::{ContactSink, NoSink};
 
@@ -41,6 +42,10 @@ const MAX_EVENTS: usize = 2_000;
 const MAX_TIMERS: u32 = 3;
 /// Contacts one call may become through transfers.
 const MAX_CONTACTS: usize = 20;
+/// Retries of a throttled invocation ("up to 3 times within the timeout", as Amazon Connect).
+const THROTTLE_RETRIES: u32 = 3;
+/// The first retry's wait; each next one waits twice as long (simulated time).
+const THROTTLE_BACKOFF_MS: i64 = 100;
 
 /// An inbound call to simulate.
 #[derive(Debug, Clone, Default)]
@@ -136,6 +141,12 @@ pub enum Step {
         arn: String,
         function: Option<String>,
         asynchronous: bool,
+        /// `$.LambdaInvocation.InvocationId` of an asynchronous invocation.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        invocation_id: Option<String>,
+        /// Retries after throttling.
+        #[serde(skip_serializing_if = "is_zero")]
+        retries: u32,
         event: Value,
         #[serde(skip_serializing_if = "Option::is_none")]
         response: Option<Value>,
@@ -233,6 +244,8 @@ pub struct ContactCenter {
     /// Agent id → the contact the agent is on.
     busy: Mutex<HashMap<String, String>>,
     live: LiveContacts,
+    /// Follows the CRM half's routing of queued live contacts ([`crate::routing`]).
+    routing: Option<Arc<dyn AgentRouting>>,
 }
 
 impl ContactCenter {
@@ -249,7 +262,14 @@ impl ContactCenter {
             sink: Arc::new(NoSink),
             busy: Mutex::default(),
             live: LiveContacts::default(),
+            routing: None,
         }
+    }
+
+    /// Lets `routing` connect queued live contacts to the agents the CRM half assigns.
+    pub fn with_routing(mut self, routing: Arc<dyn AgentRouting>) -> ContactCenter {
+        self.routing = Some(routing);
+        self
     }
 
     /// Sends every contact event and contact trace record to `sink` as they happen.
@@ -378,6 +398,8 @@ impl ContactCenter {
             last_agent: None,
             pending_transfer: None,
             timers: 0,
+            following: None,
+            follow_tried: false,
             from,
             to,
         })
@@ -499,6 +521,9 @@ pub(crate) struct Run<'c> {
     /// Where the next contact goes (set by a transfer): the queue or agent, and the flow.
     pending_transfer: Option<(TargetQueue, Option<String>)>,
     timers: u32,
+    /// The routing follower of a live call, once it first queued (stops when dropped).
+    following: Option<Following>,
+    follow_tried: bool,
     from: String,
     to: String,
 }
@@ -551,7 +576,10 @@ impl Run<'_> {
                         None => break,
                     }
                 }
-                Phase::Queued => self.in_queue().await,
+                Phase::Queued => {
+                    self.follow_routing().await;
+                    self.in_queue().await
+                }
                 Phase::Talking | Phase::OnHold => self.talking().await,
                 Phase::Flow => {
                     self.leg.reason.get_or_insert_with(|| "CONTACT_FLOW_DISCONNECT".into());
@@ -686,7 +714,8 @@ impl Run<'_> {
         self.leg.flow = flow;
         self.leg.timer_due_ms = None;
         self.run_flow(Event::Start).await;
-        if hook == "CustomerQueue" && self.leg.state.ended() == Some(&Ended::Disconnected) {
+        let customer_flow = matches!(hook, "CustomerQueue" | "CustomerHold" | "CustomerWhisper");
+        if customer_flow && self.leg.state.ended() == Some(&Ended::Disconnected) {
             self.leg.reason = Some("CONTACT_FLOW_DISCONNECT".into());
             self.leg.phase = Phase::Ended;
         }
@@ -738,6 +767,37 @@ impl Run<'_> {
         }
     }
 
+    /// Asks the contact center's routing follower, once per live call, to follow the call's
+    /// routing in the CRM half, so the agent it assigns connects (a note in the log either way).
+    async fn follow_routing(&mut self) {
+        if self.follow_tried {
+            return;
+        }
+        let Some(routing) = self.center.routing.clone() else { return };
+        let Driver::Live(inbox) = &self.driver else { return };
+        self.follow_tried = true;
+        let Some(steps) = inbox.steps() else { return };
+        let state = &self.leg.state;
+        let call = FollowedCall {
+            conversation_key: state.initial_contact_id.clone(),
+            contact_id: state.contact_id.clone(),
+            voice_call_id: state.attributes.get("voiceCallId").filter(|v| !v.is_empty()).cloned(),
+        };
+        let key = call.conversation_key.clone();
+        match routing.follow(call, steps).await {
+            Ok(following) => {
+                self.following = Some(following);
+                self.push(Step::Note {
+                    action: None,
+                    message: format!("the agent comes from Omni-Channel routing of conversation {key}"),
+                });
+            }
+            Err(e) => {
+                self.warn(format!("Omni-Channel routing of conversation {key} cannot be followed: {e}"))
+            }
+        }
+    }
+
     async fn in_queue(&mut self) {
         let queue = self.leg.queue.as_ref().map(|q| q.name.clone()).unwrap_or_default();
         match self.next_input(Waiting::Agent { queue }).await {
@@ -760,6 +820,10 @@ impl Run<'_> {
         };
         match self.next_input(waiting).await {
             None | Some(CallerInput::HangUp) => self.hang_up(),
+            // On hold, the customer hold flow's timers fire as time passes.
+            Some(CallerInput::Wait { seconds }) if self.leg.phase == Phase::OnHold => {
+                self.pass(seconds).await
+            }
             Some(CallerInput::Wait { seconds }) => {
                 self.push(Step::Wait { seconds });
                 self.advance(i64::from(seconds) * 1000);
@@ -797,12 +861,20 @@ impl Run<'_> {
                     a.number_of_holds += 1;
                 }
                 self.push(Step::Agent { action: "hold".into(), agent: self.agent_name(), detail: None });
+                // The agent hears the agent hold flow, the caller the customer hold flow, which
+                // keeps running (its timers) until the agent resumes.
+                self.start_hook("AgentHold").await;
+                self.start_hook("CustomerHold").await;
+                if self.leg.phase != Phase::Ended {
+                    self.leg.phase = Phase::OnHold;
+                }
             }
             AgentAction::Resume => {
                 let Some(started) = self.leg.hold_started_ms.take() else {
                     return self.refuse("the caller is not on hold".into());
                 };
                 self.close_hold(started, now);
+                self.leg.timer_due_ms = None;
                 self.leg.phase = Phase::Talking;
                 self.push(Step::Agent { action: "resume".into(), agent: self.agent_name(), detail: None });
             }
@@ -832,7 +904,7 @@ impl Run<'_> {
         self.push(Step::Wait { seconds });
         let end = self.now().saturating_add(i64::from(seconds) * 1000);
         while let Some(due) = self.leg.timer_due_ms.filter(|d| *d <= end) {
-            if self.leg.phase != Phase::Queued {
+            if !matches!(self.leg.phase, Phase::Queued | Phase::OnHold) {
                 break;
             }
             self.advance((due - self.now()).max(0));
@@ -843,7 +915,8 @@ impl Run<'_> {
                 self.warn(format!("the queue flow's timer fired {MAX_EVENTS} times; it stops"));
                 break;
             }
-            self.push(Step::Command { command: "queue flow timer fired".into() });
+            let which = if self.leg.phase == Phase::OnHold { "hold" } else { "queue" };
+            self.push(Step::Command { command: format!("{which} flow timer fired") });
             self.run_flow(Event::TimerFired).await;
             if self.leg.state.ended() == Some(&Ended::Disconnected) {
                 self.leg.reason = Some("CONTACT_FLOW_DISCONNECT".into());
@@ -916,8 +989,11 @@ impl Run<'_> {
             Event::AgentConnected(agent_info(&agent)),
         );
         self.copy_log();
-        // The agent whisper flow plays to the agent before the two are bridged.
+        // The whisper flows play to the agent, then to the caller, before the two are bridged.
         self.start_hook("AgentWhisper").await;
+        if self.leg.phase != Phase::Ended {
+            self.start_hook("CustomerWhisper").await;
+        }
         if self.leg.phase != Phase::Ended {
             self.leg.phase = Phase::Talking;
         }
@@ -1219,9 +1295,53 @@ impl Run<'_> {
                     };
                 }
             }
-            Command::InvokeFunction(inv) => {
+            Command::InvokeFunction(inv) if inv.asynchronous => {
+                // The flow goes on at once; the function runs on its own and its result is
+                // not given to the flow (it has `$.LambdaInvocation.InvocationId`).
                 let limit = Duration::from_secs(u64::from(inv.timeout_seconds.max(1)));
-                let invoked = self.center.functions.invoke(&inv.function_arn, inv.event.clone(), limit).await;
+                let functions = self.center.functions.clone();
+                let function = functions.resolve(&inv.function_arn);
+                let (arn, event) = (inv.function_arn.clone(), inv.event.clone());
+                tokio::spawn(async move {
+                    let invoked = functions.invoke(&arn, event, limit).await;
+                    if let Err(e) = invoked.result {
+                        tracing::info!(function = %arn, "asynchronous invocation failed: {e}");
+                    }
+                });
+                self.push(Step::Function {
+                    arn: inv.function_arn,
+                    function,
+                    asynchronous: true,
+                    invocation_id: Some(inv.invocation_id),
+                    retries: 0,
+                    event: inv.event,
+                    response: None,
+                    error: None,
+                    duration_ms: 0,
+                });
+                None
+            }
+            Command::InvokeFunction(inv) => {
+                let limit_ms = i64::from(inv.timeout_seconds.max(1)) * 1000;
+                let limit = Duration::from_millis(limit_ms as u64);
+                let mut invoked =
+                    self.center.functions.invoke(&inv.function_arn, inv.event.clone(), limit).await;
+                // Throttled invocations are retried with a doubling wait, within the time limit.
+                let (mut retries, mut waited_ms) = (0, 0);
+                while matches!(invoked.result, Err(FunctionError::Throttled(_))) && retries < THROTTLE_RETRIES
+                {
+                    let backoff = THROTTLE_BACKOFF_MS << retries;
+                    if waited_ms + backoff >= limit_ms {
+                        break;
+                    }
+                    waited_ms += backoff;
+                    retries += 1;
+                    self.advance(backoff);
+                    // Lets other contacts' invocations finish (and free their slots) meanwhile.
+                    tokio::task::yield_now().await;
+                    let left = Duration::from_millis((limit_ms - waited_ms) as u64);
+                    invoked = self.center.functions.invoke(&inv.function_arn, inv.event.clone(), left).await;
+                }
                 let (response, error) = match &invoked.result {
                     Ok(v) => (Some(v.clone()), None),
                     Err(e) => (None, Some(e.to_string())),
@@ -1229,15 +1349,14 @@ impl Run<'_> {
                 self.push(Step::Function {
                     arn: inv.function_arn.clone(),
                     function: invoked.function.clone(),
-                    asynchronous: inv.asynchronous,
+                    asynchronous: false,
+                    invocation_id: None,
+                    retries,
                     event: inv.event,
                     response,
                     error,
                     duration_ms: invoked.duration.as_millis() as u64,
                 });
-                if inv.asynchronous {
-                    return None;
-                }
                 Some(Event::FunctionResult(match invoked.result {
                     Ok(v) => FunctionResult::Ok(v),
                     Err(FunctionError::Timeout(_)) => FunctionResult::Timeout,
@@ -1304,8 +1423,8 @@ impl Run<'_> {
                 });
                 Some(Event::MediaStreamStarted(Ok(stream)))
             }
-            Command::StartTimer { seconds } if self.leg.phase == Phase::Queued => {
-                // In queue the timer fires when simulated waits reach it.
+            Command::StartTimer { seconds } if matches!(self.leg.phase, Phase::Queued | Phase::OnHold) => {
+                // In queue and on hold the timer fires when simulated waits reach it.
                 self.leg.timer_due_ms = Some(self.now().saturating_add(i64::from(seconds) * 1000));
                 self.push(Step::Command { command: format!("timer of {seconds} s started") });
                 None
@@ -1347,6 +1466,10 @@ impl Run<'_> {
             }
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How a contact's first flow ended, as the result names it.
