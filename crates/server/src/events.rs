@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
@@ -28,10 +28,11 @@ pub struct LiveEvent {
 }
 
 /// Per-conversation broadcast channels, created when the first subscriber arrives and
-/// dropped when the last one leaves.
-#[derive(Default)]
+/// dropped when the last one leaves. Clones share the channels (Omni-Channel routing publishes
+/// through its own clone).
+#[derive(Default, Clone)]
 pub struct Hub {
-    channels: Mutex<HashMap<String, broadcast::Sender<LiveEvent>>>,
+    channels: Arc<Mutex<HashMap<String, broadcast::Sender<LiveEvent>>>>,
 }
 
 fn topic(org: &str, conversation_key: &str) -> String {

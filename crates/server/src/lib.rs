@@ -158,7 +158,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         store,
         settings,
         keys: Default::default(),
-        hub: Hub::default(),
+        hub: omni.hub(),
         counters: Default::default(),
         case_numbers: Default::default(),
         conversations: cache::TtlCache::new(CACHE_TTL_MS, 200_000),

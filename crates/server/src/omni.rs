@@ -31,6 +31,7 @@ use voxbridge_routing::{
 use voxbridge_store::{Store, StoreError, WriteOp};
 
 use crate::cache::TtlCache;
+use crate::events::Hub;
 
 /// Messages waiting for an org's router; senders wait when it is full.
 const INBOX: usize = 4096;
@@ -189,6 +190,8 @@ pub struct Omni {
     /// Each org's CallCenterRoutingMap, which every executeOmniFlow reads (it lists every
     /// agent and queue, so reading it per call is what a large contact center cannot afford).
     maps: TtlCache<SfId, Arc<Vec<Record>>>,
+    /// The conversations' live events, where an accepted call's routing is published.
+    hub: Hub,
 }
 
 /// How long another process's change to a routing map may take to be seen here.
@@ -196,7 +199,18 @@ const MAPS_TTL_MS: i64 = 2_000;
 
 impl Omni {
     pub fn new(store: Arc<dyn Store>, settings: RoutingSettings) -> Omni {
-        Omni { store, settings, orgs: Mutex::new(HashMap::new()), maps: TtlCache::new(MAPS_TTL_MS, 10_000) }
+        Omni {
+            store,
+            settings,
+            orgs: Mutex::new(HashMap::new()),
+            maps: TtlCache::new(MAPS_TTL_MS, 10_000),
+            hub: Hub::default(),
+        }
+    }
+
+    /// The conversations' live-event hub the routers publish to (the server's hub).
+    pub(crate) fn hub(&self) -> Hub {
+        self.hub.clone()
     }
 
     /// The org's routing map entries, cached for a moment.
@@ -219,7 +233,8 @@ impl Omni {
         let events = Arc::new(Channels::default());
         let handle = OrgHandle { tx, events: events.clone() };
         orgs.insert(org.clone(), handle.clone());
-        let host = Host::new(org.clone(), self.store.clone(), &self.settings, events);
+        let mut host = Host::new(org.clone(), self.store.clone(), &self.settings, events);
+        host.hub = self.hub.clone();
         let span = tracing::info_span!("vb-omni", org = %org);
         tokio::spawn(host.run(rx).instrument(span));
         handle
@@ -285,6 +300,7 @@ struct Host {
     queues: HashMap<String, (String, String)>,
     /// Set while restoring: outputs re-create state that is already recorded.
     restoring: bool,
+    hub: Hub,
 }
 
 fn store_err(e: StoreError) -> ApiError {
@@ -313,6 +329,7 @@ impl Host {
             agents: HashMap::new(),
             queues: HashMap::new(),
             restoring: false,
+            hub: Hub::default(),
         }
     }
 
@@ -841,9 +858,17 @@ impl Host {
                     let aw_id = aw.id.clone();
                     ops.push(WriteOp::Insert(aw));
                     self.store.apply(ops).await?;
-                    self.works.entry(work.to_string()).or_default().agent_work = Some(aw_id);
+                    self.works.entry(work.to_string()).or_default().agent_work = Some(aw_id.clone());
                     let v = self.work_view(work.as_str());
                     self.emit(Some(agent), "assigned", v);
+                    // The telephony side learns from the conversation's live events which
+                    // agent took the call (it connects its contact to that agent).
+                    if let Some(key) = self.works.get(work.as_str()).and_then(|m| m.conversation_key.clone())
+                    {
+                        let data = json!({"status": "Assigned", "userId": agent.as_str(),
+                            "agentWorkId": aw_id.to_string(), "voiceCallId": work.as_str()});
+                        self.hub.publish(self.org.as_str(), &key, "routing", data);
+                    }
                 }
                 Output::WrapUpStarted { agent, work, ends_at } => {
                     if let Some(aw) = self.works.get(work.as_str()).and_then(|m| m.agent_work.clone()) {
