@@ -1,4 +1,5 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types:
+//! the Telephony Integration API, and the CRM REST API as `openapi_crm` describes it.
 //! `docs/openapi.json` holds a copy; a test fails when it is out of date (regenerate with
 //! `UPDATE_OPENAPI=1 cargo test -p voxbridge-server openapi`).
 
@@ -9,6 +10,10 @@ use utoipa::{Modify, OpenApi};
 
 use crate::wire::*;
 use crate::{admin, telephony};
+
+#[path = "openapi_crm.rs"]
+mod crm;
+use crm::SessionScheme;
 
 struct JwtScheme;
 
@@ -30,7 +35,7 @@ impl Modify for JwtScheme {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Voxbridge Telephony Integration API", description = "The Telephony Integration REST API of Voxbridge, a self-hostable contact-center voice platform."),
+    info(title = "Voxbridge Telephony Integration and CRM REST API", description = "The Telephony Integration REST API and the CRM REST API of Voxbridge, a self-hostable contact-center voice platform."),
     paths(
         telephony::create_voice_call,
         telephony::update_voice_call,
@@ -45,9 +50,29 @@ impl Modify for JwtScheme {
         admin::set_call_state,
         admin::subscribe,
         admin::echo,
+        crm::token,
+        crm::versions,
+        crm::resources,
+        crm::describe_global,
+        crm::sobject_info,
+        crm::create_record,
+        crm::describe,
+        crm::get_record,
+        crm::update_record,
+        crm::delete_record,
+        crm::publish_event,
+        crm::subscribe_events,
+        crm::query,
+        crm::query_all,
+        crm::query_more,
+        crm::search,
+        crm::upload,
+        crm::upload_status,
+        crm::entries,
+        crm::update_entries,
     ),
-    components(schemas(ErrorBody)),
-    modifiers(&JwtScheme),
+    components(schemas(ErrorBody, crm::UploadStatuses)),
+    modifiers(&JwtScheme, &SessionScheme),
 )]
 pub struct ApiDoc;
 

@@ -38,7 +38,32 @@ async fn served_document_lists_every_endpoint() {
         "/telephony/v1/voiceCalls/{vendorCallKey}/postConversationEvents",
         "/telephony/v1/voiceCalls/{callId}/reroute",
         "/telephony/v1/voiceCalls/{callId}/clearRouting",
+        "/services/oauth2/token",
+        "/services/data",
+        "/services/data/{version}",
+        "/services/data/{version}/sobjects",
+        "/services/data/{version}/sobjects/{sobject}",
+        "/services/data/{version}/sobjects/{sobject}/describe",
+        "/services/data/{version}/sobjects/{sobject}/{id}",
+        "/services/data/{version}/sobjects/RealtimeAlertEvent",
+        "/services/data/{version}/event/{event}",
+        "/services/data/{version}/query",
+        "/services/data/{version}/queryAll",
+        "/services/data/{version}/query/{locator}",
+        "/services/data/{version}/search",
+        "/services/data/{version}/connect/conversations/upload",
+        "/services/data/{version}/connect/conversation/{identifier}/entries",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
+    let methods = |p: &str| {
+        let mut m: Vec<&str> = paths[p].as_object().unwrap().keys().map(String::as_str).collect();
+        m.retain(|k| ["get", "post", "patch", "delete"].contains(k));
+        m.sort_unstable();
+        m
+    };
+    assert_eq!(methods("/services/data/{version}/sobjects/{sobject}/{id}"), ["delete", "get", "patch"]);
+    assert_eq!(methods("/services/data/{version}/connect/conversations/upload"), ["get", "post"]);
+    assert_eq!(methods("/services/data/{version}/connect/conversation/{identifier}/entries"), ["get", "patch"]);
+    assert!(doc["components"]["securitySchemes"]["session"].is_object());
 }
