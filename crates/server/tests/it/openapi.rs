@@ -64,6 +64,9 @@ async fn served_document_lists_every_endpoint() {
     };
     assert_eq!(methods("/services/data/{version}/sobjects/{sobject}/{id}"), ["delete", "get", "patch"]);
     assert_eq!(methods("/services/data/{version}/connect/conversations/upload"), ["get", "post"]);
-    assert_eq!(methods("/services/data/{version}/connect/conversation/{identifier}/entries"), ["get", "patch"]);
+    assert_eq!(
+        methods("/services/data/{version}/connect/conversation/{identifier}/entries"),
+        ["get", "patch"]
+    );
     assert!(doc["components"]["securitySchemes"]["session"].is_object());
 }
