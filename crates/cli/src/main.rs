@@ -7,6 +7,7 @@
 mod bench;
 mod bench_crm;
 mod bench_flows;
+mod bench_routing;
 mod call_interactive;
 mod calls;
 mod callsim;
@@ -220,6 +221,13 @@ enum BenchCommand {
     /// on it as a child process, logs in with the demo connected app and loads it from this
     /// process. Progress goes to standard error, results to standard output.
     Crm(bench_crm::CrmArgs),
+    /// Omni-Channel routing and console events in this process, over real HTTP and
+    /// WebSockets: executeOmniFlow to the offer on the agent's console with 1,000 agents and
+    /// 100 queues, a transcript to 500 consoles, and a bare WebSocket echo baseline.
+    ///
+    /// Seeds a temporary store (the global --data and --config are not used). Progress goes
+    /// to standard error, results to standard output.
+    Routing(bench_routing::RoutingArgs),
     /// Run contacts through the sample inbound flow and its Omni-Channel subflow in this
     /// process, with in-process functions answering like the real ones: contacts per second
     /// against a parse-only baseline, interpreter time per action, memory per active contact.
@@ -406,6 +414,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Crm(args)) => {
             init_logging("warn");
             runtime()?.block_on(bench_crm::crm(args))
+        }
+        Command::Bench(BenchCommand::Routing(args)) => {
+            init_logging("warn");
+            runtime()?.block_on(bench_routing::routing(args))
         }
         Command::Bench(BenchCommand::Flows(args)) => {
             init_logging("warn");
