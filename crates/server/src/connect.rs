@@ -134,8 +134,17 @@ async fn process_part(app: &App, s: &Session, name: &str, data: &[u8]) -> Result
     Ok(out)
 }
 
+/// Largest upload body. The server's default body limit (2 MB) is below a 10,000-entry
+/// transcript (about 230 bytes an entry); parts are read whole, so the limit bounds memory.
+const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
+
 /// `POST /services/data/vNN.N/connect/conversations/upload`
-pub async fn upload(
+pub async fn upload(State(app): AppState, request: axum::extract::Request) -> Response {
+    use axum::handler::Handler;
+    read_upload.layer(axum::extract::DefaultBodyLimit::max(UPLOAD_LIMIT)).call(request, app).await
+}
+
+async fn read_upload(
     State(app): AppState,
     Path(v): Path<String>,
     headers: HeaderMap,
