@@ -3,8 +3,9 @@
 //! function bindings), and the contact runtime that runs a call through its flows with the
 //! sans-IO interpreter of `voxbridge-flows` and the function runtime of `voxbridge-functions`:
 //! queued contacts wait for agents, who connect, hold, transfer and hang up — scripted
-//! ([`ContactCenter::simulate`]) or live ([`live`]). Contact events and contact trace records
-//! go to a [`ContactSink`] as they happen.
+//! ([`ContactCenter::simulate`]) or live ([`live`]), where the CRM half's Omni-Channel routing
+//! may choose the agent ([`routing`]). Hook flows run at their moments (queue, whisper, hold).
+//! Contact events and contact trace records go to a [`ContactSink`] as they happen.
 //!
 //! ```text
 //! let library = Arc::new(FlowLibrary::load_dir(Path::new("flows"))?);

@@ -10,7 +10,10 @@
 //!   `GET /simulator/v1/contacts/{id}`, `POST …/contacts/{id}/input` (`{"digits": "12#"}`,
 //!   `{"silence": true}`, `{"wait": 30}`, `{"hangup": true}`) and `POST …/contacts/{id}/agent`
 //!   (`{"action": "connect|hold|resume|transfer|disconnect", "agent", "queue",
-//!   "quickConnect"}`) read and drive it; each step answers the view once carried out.
+//!   "quickConnect"}`) read and drive it; each step answers the view once carried out. When
+//!   the contact center has an `AgentRouting` (the binary's follows this server's live
+//!   conversation events over HTTP), the agent who accepts a queued live call in the agent
+//!   console connects to it, and ending it there disconnects it.
 //!
 //! The contact center is the telephony half ([`voxbridge_contacts::ContactCenter`]); the binary
 //! attaches it as an `Extension<Simulator>` layer. Its functions reach this server's CRM half
