@@ -222,11 +222,12 @@ both_backends!(decline_and_missed_offers_go_to_the_next_agent, |backend: Backend
     let (mut wa, _) = socket(&s.base, &ta).await;
     let (mut wg, _) = socket(&s.base, &tg).await;
     presence(&s.base, &ta, "Available").await;
+    // Ada has been idle longer than Grace (routing time, not the wall clock, decides).
+    clock.advance(Duration::from_millis(10));
     presence(&s.base, &tg, "Available").await;
 
     let call = s.create_call("omni-2", START).await;
     route(&s, &call).await;
-    // Ada has been idle longest.
     assert_eq!(next_of(&mut wa, "offer").await["data"]["workId"], call.as_str());
     let (status, body) = console(&s.base, &ta, Method::POST, &format!("/offers/{call}/decline"), None).await;
     assert_eq!(status, 200, "{body}");
