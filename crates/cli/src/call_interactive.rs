@@ -10,10 +10,13 @@
 //!   act as the agent (`agent` may be left out before all but `connect`).
 //!
 //! Refused commands print the server's reason and the call goes on. Input may be piped, so a
-//! whole call can be scripted line by line.
+//! whole call can be scripted line by line. While it waits for a line, the call is looked at
+//! every second, so what happens elsewhere shows at once — an agent who accepts the call in
+//! the agent console (Omni-Channel routing connects the contact) or ends it there.
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -97,7 +100,10 @@ fn waiting_line(view: &Value) -> Option<String> {
             w["timeoutSeconds"]
         ),
         "agent" => {
-            format!("> in queue {}, waiting for an agent (agent connect, wait N, hangup)", s(&w["queue"]))
+            format!(
+                "> in queue {}, waiting for an agent (agent connect, wait N, hangup; or accept it in the agent console)",
+                s(&w["queue"])
+            )
         }
         "talking" if w["onHold"] == true => {
             format!("> on hold with {} (resume, wait N, hangup)", s(&w["agent"]))
@@ -120,6 +126,16 @@ struct Session {
 impl Session {
     /// Posts `body` to `path`; `Err(message)` carries a refusal the user can correct.
     async fn post(&self, path: &str, body: &Value) -> Result<Result<Value, String>> {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `method` on `path` with a fresh token; `Err(message)` carries a refusal.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Result<Value, String>> {
         // A fresh token each time: tokens carry a one-time jti.
         let jwt = crate::token::mint(
             &self.data,
@@ -131,7 +147,11 @@ impl Session {
             true,
         )?;
         let url = format!("{}{path}", self.base);
-        let resp = self.client.post(&url).bearer_auth(jwt).json(body).send().await.with_context(|| {
+        let mut request = self.client.request(method, &url).bearer_auth(jwt);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let resp = request.send().await.with_context(|| {
             format!("cannot reach {url}; is `voxbridge serve --flows DIR` running there? (set --url)")
         })?;
         let status = resp.status();
@@ -186,7 +206,17 @@ pub fn run(args: &InteractiveArgs, config: &Config) -> Result<()> {
         let id = view["contactId"].as_str().unwrap_or("").to_string();
         println!("Contact {id} from {} to {} (live; type help for the commands)", args.from, args.to);
         let mut printed = 0;
-        let mut lines = std::io::stdin().lock().lines();
+        // Standard input is read on its own thread, so the call can be looked at meanwhile.
+        let (tx, mut lines) = tokio::sync::mpsc::channel::<std::io::Result<String>>(16);
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let contact = format!("/simulator/v1/contacts/{id}");
+        let mut shown = Value::Null;
         loop {
             printed = print_new(&view, printed, args.verbose);
             if view["state"] == "ended" {
@@ -197,10 +227,22 @@ pub fn run(args: &InteractiveArgs, config: &Config) -> Result<()> {
                 println!("{}", summary(&result));
                 return Ok(());
             }
-            if let Some(line) = waiting_line(&view) {
-                println!("{line}");
+            if view["waiting"] != shown {
+                shown = view["waiting"].clone();
+                if let Some(line) = waiting_line(&view) {
+                    println!("{line}");
+                }
             }
-            let line = match lines.next() {
+            let line = tokio::select! {
+                line = lines.recv() => line,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    if let Ok(now) = session.send(reqwest::Method::GET, &contact, None).await? {
+                        view = now;
+                    }
+                    continue;
+                }
+            };
+            let line = match line {
                 Some(line) => line.context("cannot read standard input")?,
                 // The end of input hangs up.
                 None => "hangup".to_string(),

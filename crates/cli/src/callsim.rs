@@ -7,6 +7,8 @@
 //! * `voxbridge call simulate` posts to `/simulator/v1/calls` and prints the step list (or
 //!   the JSON event log).
 //! * `voxbridge flows validate FILE…` prints each flow's diagnostics.
+//! * [`follower`]: queued live calls follow their conversation's live events, so the agent
+//!   who accepts a call in the agent console connects to it (Omni-Channel routing).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +26,8 @@ use voxbridge_functions::{FunctionOptions, Registry, SystemClock};
 
 use crate::config::Config;
 use crate::datadir::{DataDir, SetupFile};
+
+mod follower;
 
 #[derive(Debug, Subcommand)]
 pub enum CallCommand {
@@ -282,7 +286,9 @@ pub fn flows(command: &FlowsCommand) -> Result<bool> {
 
 /// Attaches the call simulator to `app`, running the flows of `config.flows_dir` (`--flows`,
 /// `VOXBRIDGE_FLOWS`), else those of `<data>/flows` (the sample flows, installed on first
-/// start). The flows call the functions of `registry` (see [`registry`]).
+/// start). The flows call the functions of `registry` (see [`registry`]). Queued live calls
+/// follow their Omni-Channel routing on this server at `base_url` ([`follower`]): the agent who
+/// accepts the call in the console connects to it.
 ///
 /// Flows the user named must load; the default directory is a convenience, so when it is
 /// missing or cannot be loaded the server starts without the simulator and says why.
@@ -292,6 +298,7 @@ pub fn attach(
     data: &DataDir,
     setup: &SetupFile,
     registry: Arc<Registry>,
+    base_url: &str,
     sink: Arc<dyn voxbridge_contacts::ContactSink>,
 ) -> Result<axum::Router> {
     let (dir, named) = match &config.flows_dir {
@@ -319,10 +326,31 @@ pub fn attach(
             numbers => numbers.iter().map(|(n, f)| format!("{n} -> {f}")).collect::<Vec<_>>().join(", "),
         }
     );
+    let center = match routing_follower(config, data, setup, base_url) {
+        Ok(follower) => center.with_routing(Arc::new(follower)),
+        Err(e) => {
+            tracing::warn!("live calls do not follow Omni-Channel routing: {e:#}");
+            center
+        }
+    };
     Ok(app.layer(axum::Extension(voxbridge_server::simulator::Simulator {
         center: Arc::new(center.with_sink(sink)),
         org_id: Some(setup.org.id.clone()),
     })))
+}
+
+/// Follows live calls' routing as the call center with a private key, mapping the CRM half's
+/// agents (setup.json) to the telephony agents of the same username.
+fn routing_follower(
+    config: &Config,
+    data: &DataDir,
+    setup: &SetupFile,
+    base_url: &str,
+) -> Result<follower::SseRouting> {
+    let signer = InvokeTelephonyIntegrationApi::new(telephony_config(config, data, setup, base_url)?)
+        .map_err(anyhow::Error::msg)?;
+    let agents = setup.agents.iter().map(|a| (a.id.clone(), a.username.clone()));
+    Ok(follower::SseRouting::new(base_url, Arc::new(signer), agents))
 }
 
 fn contact_center(dir: &Path, setup: &SetupFile, registry: Arc<Registry>) -> Result<ContactCenter> {

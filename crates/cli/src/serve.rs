@@ -85,7 +85,15 @@ pub async fn run(config: &Config) -> Result<()> {
                 Arc::new(voxbridge_functions::Registry::new())
             }
         };
-        app = crate::callsim::attach(app, config, &data, &provisioned.setup, registry.clone(), sink.clone())?;
+        app = crate::callsim::attach(
+            app,
+            config,
+            &data,
+            &provisioned.setup,
+            registry.clone(),
+            &base,
+            sink.clone(),
+        )?;
         functions = Some((registry, base));
         let app = app.clone().into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = stop_rx.clone();

@@ -8,6 +8,7 @@ mod crash;
 mod crm_login;
 mod js_client;
 mod metadata;
+mod omni_agents;
 mod pipelines;
 mod postgres;
 mod python_client;
