@@ -371,7 +371,7 @@ async fn a_routing_follower_connects_and_disconnects_a_live_contact() {
     };
     center.start_live(call).await.unwrap();
     let mut view = center.live().get("c-1").unwrap();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if view.state == "ended" {
             break;
         }
