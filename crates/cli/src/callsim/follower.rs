@@ -3,7 +3,9 @@
 //! (`GET /live/v1/conversations/{vendorCallKey}`, Server-Sent Events, with a call-center JWT
 //! signed as InvokeTelephonyIntegrationApiFunction signs them). A `routing` event with status
 //! `Assigned` (an agent accepted the offer in the console) connects the contact to the
-//! telephony agent of that CRM user; `callended` (the agent ended the call) disconnects it.
+//! telephony agent of that CRM user; `hold` and `resume` of the caller (the console's call
+//! control, or the admin state endpoint) hold and resume it, which runs its hold flows;
+//! `callended` (the agent ended the call) disconnects it.
 //!
 //! Only wire contracts: HTTP and the events' JSON, as a partner telephony system would use.
 
@@ -114,6 +116,10 @@ fn step_for(event: &str, data: &str, agents: &HashMap<String, String>) -> Option
             let agent = agents.get(short_id(user)).cloned().unwrap_or_else(|| user.to_string());
             Some(CallerInput::Agent(AgentAction::Connect { agent: Some(agent) }))
         }
+        // A third party's hold is the CRM half's own; only the caller's reaches the contact.
+        "hold" | "resume" if data["participantType"].as_str().is_some_and(|p| p != "Initial_Caller") => None,
+        "hold" => Some(CallerInput::Agent(AgentAction::Hold)),
+        "resume" => Some(CallerInput::Agent(AgentAction::Resume)),
         "callended" => Some(CallerInput::Agent(AgentAction::Disconnect)),
         _ => None,
     }
@@ -182,6 +188,10 @@ mod tests {
         );
         assert_eq!(step_for("routing", r#"{"queue":"x"}"#, &agents), None);
         assert_eq!(step_for("callended", "{}", &agents), Some(CallerInput::Agent(AgentAction::Disconnect)));
+        let caller = r#"{"participantType":"Initial_Caller"}"#;
+        assert_eq!(step_for("hold", caller, &agents), Some(CallerInput::Agent(AgentAction::Hold)));
+        assert_eq!(step_for("resume", "{}", &agents), Some(CallerInput::Agent(AgentAction::Resume)));
+        assert_eq!(step_for("hold", r#"{"participantType":"Third_Party"}"#, &agents), None);
         assert_eq!(step_for("transcript", "{}", &agents), None);
         assert_eq!(step_for("routing", "not json", &agents), None);
     }

@@ -125,6 +125,26 @@ fn the_agent_who_accepts_in_the_console_takes_the_live_call() {
         .collect();
     assert_eq!(events, ["INITIATED", "CONNECTED_TO_SYSTEM", "QUEUED", "CONNECTED_TO_AGENT"]);
 
+    // Ada holds the caller from the console, and resumes: so does the contact.
+    for (action, on_hold) in [("hold", true), ("resume", false)] {
+        let (status, answer) = request(
+            &addr,
+            &console,
+            "POST",
+            &format!("/console/api/v1/calls/{call_id}/{action}"),
+            Some(json!({"participantType": "Initial_Caller"})),
+        );
+        assert_eq!(status, 200, "{answer}");
+        poll(action, || {
+            let (_, view) = request(&addr, &telephony(), "GET", &contact, None);
+            if view["waiting"]["onHold"] == on_hold {
+                Ok(())
+            } else {
+                Err(view)
+            }
+        });
+    }
+
     // Ada ends the call from the console: the contact ends.
     let (status, ended) = request(
         &addr,
@@ -146,6 +166,7 @@ fn the_agent_who_accepts_in_the_console_takes_the_live_call() {
     assert_eq!(result["disconnectReason"], "AGENT_DISCONNECT", "{view}");
     assert_eq!(result["agent"], ada);
     assert_eq!(result["ctr"]["Agent"]["Username"], ada);
+    assert_eq!(result["ctr"]["Agent"]["NumberOfHolds"], 1);
     assert_eq!(
         result["contactEvents"].as_array().unwrap().last().unwrap()["detail"]["eventType"],
         "DISCONNECTED"
