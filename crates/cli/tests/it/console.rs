@@ -6,6 +6,10 @@
 //! and wrapped up with `wrapupended` fired. Screenshots of every step go to
 //! `target/console-screenshots/`.
 //!
+//! tests/console/toolkit-events.mjs checks the Toolkit API module alone in Node.js: every
+//! WebSocket message mapped to its LWC and Aura events with the guide's payloads, and the
+//! actions' argument checks.
+//!
 //! Needs Node.js, `npm ci` in crates/cli/tests/console and Chromium (`scripts/test` installs
 //! them). Without them the test says so and passes, unless VOXBRIDGE_REQUIRE_BROWSER=1.
 
@@ -23,6 +27,25 @@ fn chromium() -> Option<PathBuf> {
         .into_iter()
         .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(PathBuf::from))
         .find(|p| p.exists())
+}
+
+#[test]
+fn toolkit_module_maps_console_events_to_the_guides_payloads() {
+    let dir_js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console");
+    let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !node_ok {
+        assert!(std::env::var("VOXBRIDGE_REQUIRE_BROWSER").as_deref() != Ok("1"), "Node.js is required");
+        eprintln!("skipped: Node.js missing (scripts/test installs it)");
+        return;
+    }
+    let out =
+        Command::new("node").arg("toolkit-events.mjs").current_dir(&dir_js).output().expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("\"passed\":true"),
+        "the Toolkit API module test failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
