@@ -439,3 +439,40 @@ both_backends!(
         }
     }
 );
+
+both_backends!(leaving_a_consult_with_an_agent_completes_the_transfer, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let admin = s.crm_login().await;
+    let ada = login(&s, &admin, "ada").await;
+    let mut ws = socket(&s.base, &ada).await;
+    let call = accepted_call(&s, &ada, &mut ws, "cc-3").await;
+    let grace = login(&s, &admin, "grace").await;
+    let mut gws = socket(&s.base, &grace).await;
+    let grace_name = s.demo.agents.iter().find(|a| a.username.starts_with("grace")).unwrap().username.clone();
+    let (status, body) = act(
+        &s,
+        &ada,
+        &call,
+        "addParticipant",
+        json!({"contactType": "AgentOrQueueId", "contactValue": grace_name, "isBlindTransfer": false}),
+    )
+    .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("Consulting")), "{body}");
+    let (_, rec) = console(&s.base, &ada, Method::GET, &format!("/calls/{call}"), None).await;
+    assert_eq!(rec["state"]["thirdParty"]["contactType"], "AgentOrQueueId", "{rec}");
+    assert_eq!(rec["state"]["onHold"], true);
+    // Ada hangs up her leg: the call goes to Grace through the router, off hold.
+    let (status, body) = act(&s, &ada, &call, "endCall", json!({"participantType": "Agent"})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("Transferred")), "{body}");
+    assert_eq!(next_of(&mut ws, "ended").await["data"]["reason"], "Rerouted");
+    assert_eq!(next_of(&mut gws, "offer").await["data"]["workId"], call.as_str());
+    let (status, _) = console(&s.base, &grace, Method::POST, &format!("/offers/{call}/accept"), None).await;
+    assert_eq!(status, 200);
+    let (_, rec) = console(&s.base, &grace, Method::GET, &format!("/calls/{call}"), None).await;
+    assert_eq!(
+        (rec["role"].as_str(), rec["state"]["onHold"].as_bool()),
+        (Some("Agent"), Some(false)),
+        "{rec}"
+    );
+    assert_eq!(rec["voiceCall"]["CallDisposition"], "new", "the call goes on: {rec}");
+});
