@@ -48,6 +48,9 @@ pub struct AgentVisit {
     /// Total time on hold, in milliseconds.
     pub hold_ms: i64,
     pub longest_hold_ms: i64,
+    /// When the agent hung up while the caller stayed (for the disconnect flow); the contact's
+    /// disconnect otherwise.
+    pub left_ms: Option<i64>,
 }
 
 /// The queue the contact waited in.
@@ -121,7 +124,8 @@ pub fn contact_trace_record(t: &ContactTimeline) -> Value {
             "AfterContactWorkDuration": null,
             "AfterContactWorkEndTimestamp": null,
             "AfterContactWorkStartTimestamp": null,
-            "AgentInteractionDuration": ((t.disconnect_ms - a.connected_ms - a.hold_ms).max(0) / 1000),
+            "AgentInteractionDuration":
+                ((a.left_ms.unwrap_or(t.disconnect_ms) - a.connected_ms - a.hold_ms).max(0) / 1000),
             "ConnectedToAgentTimestamp": ctr_time(a.connected_ms),
             "CustomerHoldDuration": a.hold_ms / 1000,
             "HierarchyGroups": null,

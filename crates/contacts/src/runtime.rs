@@ -885,9 +885,28 @@ impl Run<'_> {
                     detail: None,
                 });
                 self.leg.reason = Some("AGENT_DISCONNECT".into());
+                if self.leg.state.event_hooks.contains_key("CustomerRemaining") {
+                    self.agent_leaves(now);
+                    // The caller stays on the line for the disconnect flow (a survey, …).
+                    self.leg.phase = Phase::Flow;
+                    self.start_hook("CustomerRemaining").await;
+                }
                 self.leg.phase = Phase::Ended;
             }
             AgentAction::Transfer(target) => self.transfer(target),
+        }
+    }
+
+    /// The agent hangs up before the contact ends: the hold ends, the agent is free again.
+    fn agent_leaves(&mut self, now: i64) {
+        if let Some(started) = self.leg.hold_started_ms.take() {
+            self.close_hold(started, now);
+        }
+        if let Some(a) = &mut self.leg.agent {
+            a.left_ms = Some(now);
+        }
+        if let Some(agent) = self.leg.agent_id.take() {
+            self.center.release_agent(&agent);
         }
     }
 
@@ -975,6 +994,7 @@ impl Run<'_> {
             number_of_holds: 0,
             hold_ms: 0,
             longest_hold_ms: 0,
+            left_ms: None,
         });
         self.leg.agent_id = Some(agent.id.clone());
         self.last_agent = Some(agent.username.clone());

@@ -88,7 +88,8 @@ fn library(dir: &Path) {
         vec![
             hook("h1", "CustomerHold", "Hold music", "h2"),
             hook("h2", "AgentHold", "Agent hold", "h3"),
-            hook("h3", "CustomerWhisper", "Customer whisper", "set"),
+            hook("h3", "CustomerWhisper", "Customer whisper", "h4"),
+            hook("h4", "CustomerRemaining", "Survey", "set"),
             action("set", "UpdateContactTargetQueue", json!({"QueueId": "q"}), "queue"),
             action("queue", "TransferContactToQueue", json!({}), "bye"),
             bye.clone(),
@@ -105,6 +106,16 @@ fn library(dir: &Path) {
                        {"NextAction": "still", "Condition": {"Operator": "Equals", "Operands": ["MessagesInterrupted"]}}],
                        "Errors": [{"NextAction": "bye", "ErrorType": "NoMatchingError"}]}}),
             action("still", "MessageParticipant", json!({"Text": "Still on hold."}), "loop"),
+            bye.clone(),
+        ],
+    );
+    write_flow(
+        dir,
+        "Survey",
+        "say",
+        vec![
+            action("say", "MessageParticipant", json!({"Text": "How did we do?"}), "mark"),
+            action("mark", "UpdateContactAttributes", json!({"Attributes": {"survey": "offered"}}), "bye"),
             bye.clone(),
         ],
     );
@@ -238,6 +249,8 @@ async fn hold_runs_the_hold_flows_and_connecting_the_customer_whisper() {
             "prompt Please hold.",
             "agent resume",
             "agent disconnect",
+            "flow Survey",
+            "prompt How did we do?",
         ],
         "{:#?}",
         r.steps
@@ -249,6 +262,9 @@ async fn hold_runs_the_hold_flows_and_connecting_the_customer_whisper() {
         (Some(1), Some(65))
     );
     assert_eq!(agent["AgentInteractionDuration"], 15);
+    // The caller stayed for the disconnect flow after the agent hung up.
+    assert_eq!(r.attributes.get("survey").map(String::as_str), Some("offered"));
+    assert_eq!(s.center.agent_contact("ada"), None);
     // After the resume, waits are talk time: the hold flow's timer no longer fires.
     let r = call(&s.center, HELD, "agent:connect,agent:hold,w10,agent:resume,w100,agent:disconnect").await;
     assert_eq!(lines(&r).iter().filter(|l| l.contains("timer fired")).count(), 0, "{:#?}", r.steps);
