@@ -7,6 +7,7 @@
 mod bench;
 mod bench_crm;
 mod bench_flows;
+mod bench_pipelines;
 mod bench_routing;
 mod call_interactive;
 mod calls;
@@ -235,6 +236,13 @@ enum BenchCommand {
     /// Needs no server or data directory. Progress goes to standard error, results to
     /// standard output.
     Flows(bench_flows::FlowsArgs),
+    /// Run the CTR sync in this process against a fresh org: CTRs per second synced into
+    /// VoiceCalls and hang-up-to-final-record lag at a fixed rate, against a baseline of
+    /// publish-and-consume with no work, on the embedded bus and (with --bus) NATS JetStream.
+    ///
+    /// Needs no server or data directory. Progress goes to standard error, results to
+    /// standard output.
+    Pipelines(bench_pipelines::PipelinesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -422,6 +430,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Flows(args)) => {
             init_logging("warn");
             bench_flows::run(args)
+        }
+        Command::Bench(BenchCommand::Pipelines(args)) => {
+            init_logging("warn");
+            bench_pipelines::run(args)
         }
         Command::Stream(command) => {
             let config = load_config(&cli, None, None, None)?;

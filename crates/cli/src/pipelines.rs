@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinSet;
@@ -48,6 +49,8 @@ pub const TAG_STALE: &str = "last-stale-update";
 
 /// Retries of a failing CTR before it is dead-lettered (about 6 s of backoff in all).
 const MAX_RETRIES: u32 = 5;
+/// Contacts of one batch synced at once.
+const PARALLEL_CONTACTS: usize = 32;
 /// How long the custom fields of VoiceCall (from describe) are trusted.
 const DESCRIBE_TTL: Duration = Duration::from_secs(60);
 
@@ -371,8 +374,16 @@ pub fn ctr_sync(config: &Config, data: &DataDir, setup: &SetupFile, base_url: &s
     Ok(CtrSync::new(crm, objects, config.ctr_fields.clone(), call_center.map(|c| c.id.clone())))
 }
 
-/// Handles one batch of the `ctr` stream.
-async fn sync_batch(sync: &CtrSync, bus: &dyn Bus, records: Vec<BusRecord>) -> Result<(), HandlerError> {
+/// Handles one batch of the `ctr` stream. Contacts are synced concurrently (up to
+/// [`PARALLEL_CONTACTS`]), each contact's CTRs in stream order; the batch fails when any
+/// CTR fails, and redelivery is harmless since applying a CTR again changes nothing.
+pub(crate) async fn sync_batch(
+    sync: &CtrSync,
+    bus: &dyn Bus,
+    records: Vec<BusRecord>,
+) -> Result<(), HandlerError> {
+    let mut contacts: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     for r in records {
         let ctr: Value = match serde_json::from_slice(&r.data) {
             Ok(v @ Value::Object(_)) => v,
@@ -386,21 +397,43 @@ async fn sync_batch(sync: &CtrSync, bus: &dyn Bus, records: Vec<BusRecord>) -> R
             }
         };
         let contact = ctr_sync::contact_id(&ctr).unwrap_or("").to_string();
-        match sync.handle(&ctr).await {
-            Ok(Outcome::Applied { voice_call_id, created }) => {
-                tracing::info!(contact_id = %contact, voice_call_id, created, "CTR synced");
-            }
-            Ok(Outcome::Skipped(reason)) => tracing::info!(contact_id = %contact, "CTR not synced: {reason}"),
-            Ok(Outcome::Stale) => {
-                tracing::info!(contact_id = %contact, "an older CTR than the one applied; ignored")
-            }
-            Err(e) => {
-                tracing::warn!(contact_id = %contact, "CTR sync failed: {e:#}");
-                return Err(HandlerError::new(format!("{contact}: {e:#}")));
+        match index.get(&contact) {
+            Some(&i) => contacts[i].1.push(ctr),
+            None => {
+                index.insert(contact.clone(), contacts.len());
+                contacts.push((contact, vec![ctr]));
             }
         }
     }
-    Ok(())
+    let failures: Vec<HandlerError> = futures::stream::iter(contacts)
+        .map(|(contact, ctrs)| async move {
+            for ctr in &ctrs {
+                match sync.handle(ctr).await {
+                    Ok(Outcome::Applied { voice_call_id, created }) => {
+                        tracing::info!(contact_id = %contact, voice_call_id, created, "CTR synced");
+                    }
+                    Ok(Outcome::Skipped(reason)) => {
+                        tracing::info!(contact_id = %contact, "CTR not synced: {reason}")
+                    }
+                    Ok(Outcome::Stale) => {
+                        tracing::info!(contact_id = %contact, "an older CTR than the one applied; ignored")
+                    }
+                    Err(e) => {
+                        tracing::warn!(contact_id = %contact, "CTR sync failed: {e:#}");
+                        return Some(HandlerError::new(format!("{contact}: {e:#}")));
+                    }
+                }
+            }
+            None
+        })
+        .buffer_unordered(PARALLEL_CONTACTS)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await;
+    match failures.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// The running pipelines; [`Pipelines::shutdown`] stops them.
@@ -437,12 +470,7 @@ impl Pipelines {
 
     /// Starts the CTR sync consumer and, with a schedule, the scheduled resync.
     pub fn start_sync(&mut self, sync: Arc<CtrSync>, schedule: Option<voxbridge_events::Schedule>) {
-        let mut options = ConsumerOptions::new(CTR_STREAM, CTR_SYNC_GROUP);
-        options.starting_position = StartingPosition::TrimHorizon;
-        options.max_retries = Some(MAX_RETRIES);
-        options.bisect_on_error = true;
-        options.dead_letter_stream = Some(CTR_DEAD_LETTER_STREAM.to_string());
-        options.retry_backoff = Duration::from_millis(200);
+        let options = sync_options();
         let (consumer_bus, handler_bus, handler_sync) = (self.bus.clone(), self.bus.clone(), sync.clone());
         let mut stop = self.stop.subscribe();
         self.tasks.spawn(async move {
@@ -461,6 +489,17 @@ impl Pipelines {
             self.tasks.spawn(resync_on_schedule(sync, schedule, self.stop.subscribe()));
         }
     }
+}
+
+/// How `vb-ctr-sync` consumes `ctr` (see the module docs).
+pub(crate) fn sync_options() -> ConsumerOptions {
+    let mut options = ConsumerOptions::new(CTR_STREAM, CTR_SYNC_GROUP);
+    options.starting_position = StartingPosition::TrimHorizon;
+    options.max_retries = Some(MAX_RETRIES);
+    options.bisect_on_error = true;
+    options.dead_letter_stream = Some(CTR_DEAD_LETTER_STREAM.to_string());
+    options.retry_backoff = Duration::from_millis(200);
+    options
 }
 
 /// Runs the resync whenever the schedule fires, until stopped.

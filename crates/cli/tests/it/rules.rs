@@ -193,3 +193,25 @@ fn rules_run_the_pipeline_functions_end_to_end() {
     assert!(text.contains("Testing.") && text.contains("Hello there."), "{text}");
     assert!(text.contains("VIRTUAL_AGENT") && text.contains("END_USER"), "{text}");
 }
+
+#[test]
+fn bench_pipelines_runs_a_tiny_count_and_reports_against_the_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        ok(dir.path(), &["bench", "pipelines", "--ctrs", "20", "--rate", "20", "--seconds", "1", "--json"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let bus = &report["buses"][0];
+    assert_eq!(bus["bus"], "embedded", "{report}");
+    assert_eq!(bus["sync"]["records"], 20);
+    assert!(bus["sync"]["per_sec"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(bus["baseline"]["per_sec"].as_f64().unwrap() > 0.0, "{report}");
+    assert_eq!(bus["sync_lag"]["records"], 20);
+    assert!(bus["sync_lag"]["p99_ms"].as_f64().unwrap() >= bus["sync_lag"]["p50_ms"].as_f64().unwrap());
+    assert_eq!(bus["dead_letters"], 0, "{report}");
+    assert_eq!(bus["verdicts"].as_array().unwrap().len(), 2, "{report}");
+
+    let help = ok(dir.path(), &["bench", "pipelines", "--help"]);
+    for option in ["--ctrs", "--rate", "--seconds", "--bus", "--json"] {
+        assert!(help.contains(option), "{help}");
+    }
+}
