@@ -45,10 +45,11 @@ pub enum KeyPrefix {
     Automation,
     MessagingOutbox,
     MessagingDeliveryAttempt,
+    CallbackRequest,
 }
 
 impl KeyPrefix {
-    pub const ALL: [KeyPrefix; 33] = [
+    pub const ALL: [KeyPrefix; 34] = [
         KeyPrefix::Organization,
         KeyPrefix::User,
         KeyPrefix::Group,
@@ -82,6 +83,7 @@ impl KeyPrefix {
         KeyPrefix::Automation,
         KeyPrefix::MessagingOutbox,
         KeyPrefix::MessagingDeliveryAttempt,
+        KeyPrefix::CallbackRequest,
     ];
 
     /// The three-character prefix.
@@ -120,6 +122,7 @@ impl KeyPrefix {
             KeyPrefix::Automation => "301",
             KeyPrefix::MessagingOutbox => "0Mb",
             KeyPrefix::MessagingDeliveryAttempt => "0Md",
+            KeyPrefix::CallbackRequest => "0Cq",
         }
     }
 
@@ -160,6 +163,7 @@ impl KeyPrefix {
             KeyPrefix::Automation => "Automation",
             KeyPrefix::MessagingOutbox => "MessagingOutbox",
             KeyPrefix::MessagingDeliveryAttempt => "MessagingDeliveryAttempt",
+            KeyPrefix::CallbackRequest => "CallbackRequest",
         }
     }
 

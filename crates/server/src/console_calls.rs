@@ -86,7 +86,8 @@ async fn stage_of(app: &App, me: &Agent, id: &str) -> Result<Option<String>> {
     let state = app.omni.ask(&me.org, Ask::State { agent: me.user.clone() }).await?;
     Ok(state["work"]
         .as_array()
-        .and_then(|w| w.iter().find(|w| w["workId"] == id))
+        // A callback's work holds the outbound call it dialed.
+        .and_then(|w| w.iter().find(|w| w["workId"] == id || w["voiceCallId"] == id))
         .and_then(|w| w["stage"].as_str())
         .map(str::to_string))
 }

@@ -12,6 +12,7 @@ mod auth;
 mod automations;
 mod body;
 mod cache;
+mod callbacks;
 mod connect;
 mod console_calls;
 mod crm;
@@ -190,6 +191,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route(&format!("{t}/{{call_id}}/realtimeConversationEvents"), post(telephony::realtime_events))
         .route(&format!("{t}/{{call_id}}/postConversationEvents"), post(telephony::post_call_events))
         .route(&format!("{t}/{{call_id}}/reroute"), post(telephony::reroute).patch(telephony::reroute))
+        .route(&format!("{t}/{{call_id}}/callback"), post(callbacks::request_callback))
         .route(
             &format!("{t}/{{call_id}}/clearRouting"),
             patch(telephony::clear_routing).post(telephony::clear_routing),
@@ -240,6 +242,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route("/console/api/v1/offers/{id}/accept", post(agent_api::accept))
         .route("/console/api/v1/offers/{id}/decline", post(agent_api::decline))
         .route("/console/api/v1/work/{id}/wrapup", post(agent_api::wrap_up))
+        .route("/console/api/v1/callbacks/{id}/outcome", post(callbacks::outcome))
         .route("/console/api/v1/state", get(agent_api::state))
         .route("/console/api/v1/queues", get(agent_api::queues))
         .route("/console/api/v1/events", get(agent_api::events))

@@ -25,8 +25,8 @@ use tracing::Instrument;
 use voxbridge_core::time::format_ms;
 use voxbridge_core::{ApiError, ErrorCode, Fields, KeyPrefix, Record, SfId};
 use voxbridge_routing::{
-    AgentId, AgentSpec, Config, Input, Output, Presence, QueueId, QueueSpec, Router, Target, WorkId,
-    WorkSpec, WorkState,
+    AgentId, AgentSpec, CallbackOutcome, CallbackResult, CallbackSpec, Config, Input, Output, Presence,
+    QueueId, QueueSpec, Router, Target, WorkId, WorkSpec, WorkState,
 };
 use voxbridge_store::{Store, StoreError, WriteOp};
 
@@ -144,12 +144,32 @@ impl Channels {
 /// What the agent API asks an org's router.
 #[derive(Debug)]
 pub enum Ask {
-    SetPresence { agent: SfId, status: String },
-    Accept { agent: SfId, work: String },
-    Decline { agent: SfId, work: String },
-    WrapUp { agent: SfId, work: String },
-    State { agent: SfId },
+    SetPresence {
+        agent: SfId,
+        status: String,
+    },
+    Accept {
+        agent: SfId,
+        work: String,
+    },
+    Decline {
+        agent: SfId,
+        work: String,
+    },
+    WrapUp {
+        agent: SfId,
+        work: String,
+    },
+    State {
+        agent: SfId,
+    },
     Queues,
+    /// How the agent's outbound call of an accepted callback went.
+    CallbackOutcome {
+        agent: SfId,
+        callback: String,
+        outcome: CallbackOutcome,
+    },
 }
 
 /// What the Telephony API tells an org's router after committing its records.
@@ -169,6 +189,25 @@ pub enum Tell {
     Ended {
         call: SfId,
     },
+    /// A committed CallbackRequest to schedule (see [`crate::callbacks`]).
+    Callback(CallbackTell),
+}
+
+/// A queued callback for the router: the CallbackRequest record's id is its work id.
+#[derive(Debug, Clone)]
+pub struct CallbackTell {
+    pub id: SfId,
+    /// The caller's call: while it waits in line the callback takes its place.
+    pub call: SfId,
+    pub queue: SfId,
+    pub number: String,
+    /// When the caller first joined the line, routing time.
+    pub enqueued_at: Option<u64>,
+    pub initial_delay_ms: u64,
+    /// Attempts already made (restored callbacks), and the most allowed.
+    pub attempts_made: u32,
+    pub max_attempts: u32,
+    pub retry_delay_ms: u64,
 }
 
 enum Msg {
@@ -280,6 +319,20 @@ struct WorkMeta {
     conversation_key: Option<String>,
     agent_work: Option<SfId>,
     queue: Option<String>,
+    callback: Option<CallbackMeta>,
+}
+
+/// A callback's bookkeeping beside the router's (which counts attempts from its own start, so a
+/// restored callback adds the attempts made before).
+#[derive(Debug, Clone, Default)]
+struct CallbackMeta {
+    number: String,
+    original_call: String,
+    attempts_made: u32,
+    attempt: u32,
+    max_attempts: u32,
+    /// The outbound VoiceCall of the current attempt, once the agent accepted it.
+    outbound: Option<SfId>,
 }
 
 #[derive(Debug, Clone)]
@@ -301,6 +354,8 @@ struct Host {
     /// Set while restoring: outputs re-create state that is already recorded.
     restoring: bool,
     hub: Hub,
+    /// Outbound VoiceCall id → the callback it dials, so its hang-up ends the callback's work.
+    dialing: HashMap<String, String>,
 }
 
 fn store_err(e: StoreError) -> ApiError {
@@ -330,6 +385,7 @@ impl Host {
             queues: HashMap::new(),
             restoring: false,
             hub: Hub::default(),
+            dialing: HashMap::new(),
         }
     }
 
@@ -407,10 +463,14 @@ impl Host {
         let mut alive = Vec::new();
         for w in &works {
             let (Some(call), Some(user)) = (w.str("WorkItemId"), w.str("UserId")) else { continue };
+            if crate::callbacks::is_callback_id(call) {
+                continue;
+            }
             let meta = WorkMeta {
                 conversation_key: self.conversation_key(call).await?,
                 agent_work: Some(w.id.clone()),
                 queue: w.str("OriginalQueueId").map(str::to_string),
+                callback: None,
             };
             self.works.insert(call.to_string(), meta);
             let mut spec = WorkSpec::new(call, Target::Agent(AgentId::new(user)));
@@ -445,12 +505,16 @@ impl Host {
                 conversation_key: self.conversation_key(&call).await?,
                 agent_work: None,
                 queue: p.str("QueueId").map(str::to_string),
+                callback: None,
             };
             self.works.insert(call.clone(), meta);
             let mut spec = WorkSpec::new(call.as_str(), target);
             spec.original_enqueued_at = Some(p.created_ms.max(0) as u64);
             self.input_at(now, Input::RouteWork(spec)).await;
             alive.push(call);
+        }
+        for t in crate::callbacks::restore(&*self.store, &org, &works, now).await? {
+            self.callback(t).await;
         }
         // Calls that ended while nobody was routing them.
         self.reconcile(alive).await?;
@@ -552,8 +616,13 @@ impl Host {
             Tell::Clear { call } => {
                 self.input(Input::ClearRouting { work: WorkId::new(call.as_str()) }).await;
             }
+            Tell::Callback(t) => self.callback(t).await,
             Tell::Ended { call } => {
-                let work = WorkId::new(call.as_str());
+                // The outbound call of a callback: its end is the end of the callback's work.
+                let work = match self.dialing.remove(call.as_str()) {
+                    Some(cb) => WorkId::new(cb),
+                    None => WorkId::new(call.as_str()),
+                };
                 match self.router.work(&work) {
                     Some(WorkState::Assigned { .. }) => {
                         self.input(Input::WorkEnded { work }).await;
@@ -615,7 +684,95 @@ impl Host {
             }
             Ask::State { agent } => Ok(self.state_view(&agent)),
             Ask::Queues => Ok(self.queues_view()),
+            Ask::CallbackOutcome { agent, callback, outcome } => {
+                self.callback_outcome(agent, callback, outcome).await
+            }
         }
+    }
+
+    async fn callback(&mut self, t: CallbackTell) {
+        if !self.queues.contains_key(t.queue.as_str()) {
+            match self.store.get(&self.org, &t.queue).await {
+                Ok(Some(g)) => self.define_queue(&g, self.clock.now_ms()).await,
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "cannot load queue"),
+            }
+        }
+        let meta = WorkMeta {
+            queue: Some(t.queue.to_string()),
+            callback: Some(CallbackMeta {
+                number: t.number,
+                original_call: t.call.to_string(),
+                attempts_made: t.attempts_made,
+                attempt: t.attempts_made + 1,
+                max_attempts: t.max_attempts,
+                outbound: None,
+            }),
+            ..Default::default()
+        };
+        self.works.insert(t.id.to_string(), meta);
+        let mut route = WorkSpec::new(t.id.as_str(), Target::Queue(QueueId::new(t.queue.as_str())));
+        route.original_enqueued_at = t.enqueued_at;
+        // A call still waiting in line is replaced: the callback takes its place.
+        let waiting = matches!(
+            self.router.work(&WorkId::new(t.call.as_str())),
+            Some(WorkState::Queued { .. } | WorkState::Offered { .. })
+        );
+        let spec = CallbackSpec {
+            route,
+            replaces: waiting.then(|| WorkId::new(t.call.as_str())),
+            initial_delay_ms: t.initial_delay_ms,
+            max_attempts: t.max_attempts.saturating_sub(t.attempts_made).max(1),
+            retry_delay_ms: t.retry_delay_ms,
+        };
+        let out = self.input(Input::RequestCallback(spec)).await;
+        if out.iter().any(|o| matches!(o, Output::InputIgnored { .. })) {
+            self.works.remove(t.id.as_str());
+        }
+    }
+
+    async fn callback_outcome(
+        &mut self,
+        agent: SfId,
+        callback: String,
+        outcome: CallbackOutcome,
+    ) -> Result<Value, ApiError> {
+        let work = WorkId::new(callback.as_str());
+        let meta = self.works.get(callback.as_str()).and_then(|m| m.callback.clone());
+        match (self.router.work(&work), &meta) {
+            (Some(WorkState::Assigned { agent: a }), Some(_)) if a.as_str() == agent.as_str() => {}
+            _ => return Err(ApiError::not_found(format!("no accepted callback {callback} of yours"))),
+        }
+        let meta = meta.unwrap_or_default();
+        let out = self.input(Input::CallbackOutcome { work: work.clone(), outcome }).await;
+        ignored(&out)?;
+        if outcome == CallbackOutcome::NoAnswer {
+            // Nobody picked up: the attempt's outbound call is over.
+            if let Some(call) = &meta.outbound {
+                self.dialing.remove(call.as_str());
+                let now = self.clock.now_ms();
+                crate::callbacks::end_outbound(&*self.store, &self.org, call, now)
+                    .await
+                    .map_err(store_err)?;
+            }
+        }
+        let status = out
+            .iter()
+            .find_map(|o| match o {
+                Output::CallbackScheduled { due_at, .. } => Some(("Scheduled", Some(*due_at))),
+                Output::CallbackFinished { result: CallbackResult::Exhausted, .. } => {
+                    Some(("Exhausted", None))
+                }
+                Output::CallbackFinished { .. } => Some(("Completed", None)),
+                _ => None,
+            })
+            .unwrap_or(("Completed", None));
+        Ok(json!({
+            "callbackId": callback, "status": status.0, "attempt": meta.attempt,
+            "maxAttempts": meta.max_attempts,
+            "nextAttemptAt": status.1.map(|d| format_ms(d as i64)),
+            "voiceCallId": meta.outbound.map(|c| c.to_string()),
+        }))
     }
 
     fn check_offer(&self, agent: &SfId, work: &str) -> Result<(), ApiError> {
@@ -671,12 +828,24 @@ impl Host {
             Some(WorkState::CallbackScheduled { .. }) => ("CallbackScheduled", Value::Null),
             None => ("Closed", Value::Null),
         };
+        let voice_call = match &meta.callback {
+            Some(c) => c.outbound.as_ref().map(|o| o.to_string()),
+            None => Some(work.to_string()),
+        };
         let mut v = json!({
-            "workId": work, "voiceCallId": work, "stage": stage,
+            "workId": work, "voiceCallId": voice_call, "stage": stage,
+            "kind": if meta.callback.is_some() { "callback" } else { "call" },
             "conversationKey": meta.conversation_key, "queueId": meta.queue,
             "queueName": meta.queue.as_ref().and_then(|q| self.queues.get(q)).map(|q| q.1.clone()),
             "agentWorkId": meta.agent_work.map(|a| a.to_string()),
         });
+        if let Some(c) = &meta.callback {
+            v["callbackId"] = json!(work);
+            v["callbackNumber"] = json!(c.number);
+            v["attempt"] = json!(c.attempt);
+            v["maxAttempts"] = json!(c.max_attempts);
+            v["originalVoiceCallId"] = json!(c.original_call);
+        }
         match stage {
             "Offered" => v["expiresAt"] = extra,
             "WrapUp" => v["wrapUpEndsAt"] = extra,
@@ -858,6 +1027,27 @@ impl Host {
                     let aw_id = aw.id.clone();
                     ops.push(WriteOp::Insert(aw));
                     self.store.apply(ops).await?;
+                    // An accepted callback dials the customer for the agent.
+                    if let Some(cb) = self.works.get(work.as_str()).and_then(|m| m.callback.clone()) {
+                        let call = crate::callbacks::dial(
+                            &*self.store,
+                            &self.org,
+                            work.as_str(),
+                            agent.as_str(),
+                            cb.attempt,
+                            now,
+                        )
+                        .await?;
+                        if let Some((call, key)) = call {
+                            self.dialing.insert(call.to_string(), work.to_string());
+                            if let Some(m) = self.works.get_mut(work.as_str()) {
+                                m.conversation_key = Some(key);
+                                if let Some(c) = m.callback.as_mut() {
+                                    c.outbound = Some(call);
+                                }
+                            }
+                        }
+                    }
                     self.works.entry(work.to_string()).or_default().agent_work = Some(aw_id.clone());
                     let v = self.work_view(work.as_str());
                     self.emit(Some(agent), "assigned", v);
@@ -901,6 +1091,10 @@ impl Host {
                             .map(|m| WorkMeta { agent_work: m.agent_work.take(), ..m.clone() }),
                         None => self.works.remove(work.as_str()),
                     };
+                    // A callback's next attempt dials a new call.
+                    if let Some(c) = self.works.get_mut(work.as_str()).and_then(|m| m.callback.as_mut()) {
+                        c.outbound = None;
+                    }
                     if let Some(aw) = meta.as_ref().and_then(|m| m.agent_work.clone()) {
                         let open = self
                             .store
@@ -967,15 +1161,53 @@ impl Host {
                 Output::InputIgnored { input, reason } => {
                     tracing::debug!(input, reason, "routing input ignored");
                 }
-                Output::Overflowed { .. }
-                | Output::NoAgentsAvailable { .. }
-                | Output::CallbackScheduled { .. }
-                | Output::CallbackDue { .. }
-                | Output::CallbackFinished { .. } => {
+                Output::CallbackScheduled { work, attempt, due_at } => {
+                    let attempt = self.callback_attempt(work, *attempt);
+                    let mut patch = Fields::new();
+                    patch.insert("Status".into(), "Scheduled".into());
+                    patch.insert("Attempt".into(), attempt.into());
+                    patch.insert("DueDateTime".into(), format_ms(*due_at as i64).into());
+                    self.patch_callback(work, patch, now).await?;
+                }
+                Output::CallbackDue { work, attempt } => {
+                    let attempt = self.callback_attempt(work, *attempt);
+                    let mut patch = Fields::new();
+                    patch.insert("Status".into(), "Queued".into());
+                    patch.insert("Attempt".into(), attempt.into());
+                    self.patch_callback(work, patch, now).await?;
+                }
+                Output::CallbackFinished { work, result, .. } => {
+                    let mut patch = Fields::new();
+                    let status = if *result == CallbackResult::Exhausted { "Exhausted" } else { "Completed" };
+                    patch.insert("Status".into(), status.into());
+                    patch.insert("Result".into(), format!("{result:?}").into());
+                    patch.insert("FinishedDateTime".into(), at.clone().into());
+                    self.patch_callback(work, patch, now).await?;
+                }
+                Output::Overflowed { .. } | Output::NoAgentsAvailable { .. } => {
                     tracing::info!(output = %o, "routing");
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The attempt number of a callback counted over restarts; remembered for its views.
+    fn callback_attempt(&mut self, work: &WorkId, router_attempt: u32) -> u32 {
+        match self.works.get_mut(work.as_str()).and_then(|m| m.callback.as_mut()) {
+            Some(c) => {
+                c.attempt = c.attempts_made + router_attempt;
+                c.attempt
+            }
+            None => router_attempt,
+        }
+    }
+
+    async fn patch_callback(&self, work: &WorkId, patch: Fields, now: u64) -> Result<(), StoreError> {
+        let Ok(id) = SfId::parse_with(work.as_str(), KeyPrefix::CallbackRequest) else { return Ok(()) };
+        self.store
+            .apply(vec![WriteOp::Update { org: self.org.clone(), id, patch, now_ms: now as i64 }])
+            .await?;
         Ok(())
     }
 
@@ -984,7 +1216,18 @@ impl Host {
     async fn reconcile(&mut self, candidates: Vec<String>) -> Result<(), StoreError> {
         let mut alive = Vec::new();
         for c in candidates {
-            let Ok(id) = SfId::parse(&c) else { continue };
+            // A callback lives as long as the call it dialed (or until it dials one).
+            let call = match self.works.get(&c).and_then(|m| m.callback.as_ref()) {
+                Some(cb) => match &cb.outbound {
+                    Some(call) => call.to_string(),
+                    None => {
+                        alive.push(WorkId::new(c));
+                        continue;
+                    }
+                },
+                None => c.clone(),
+            };
+            let Ok(id) = SfId::parse(&call) else { continue };
             let call = self.store.get(&self.org, &id).await?;
             let ended = call.as_ref().is_none_or(|r| {
                 r.str("CallDisposition") == Some("completed") || r.str("CallEndDateTime").is_some()

@@ -182,7 +182,7 @@ impl App {
     }
 
     /// Resolves a queue given as id, developer name or the telephony system's external id.
-    async fn resolve_queue(&self, caller: &Caller, q: &str) -> Result<Option<Record>> {
+    pub(crate) async fn resolve_queue(&self, caller: &Caller, q: &str) -> Result<Option<Record>> {
         if let Ok(id) = SfId::parse_with(q, KeyPrefix::Group) {
             return Ok(self.store.get(&caller.org, &id).await?);
         }

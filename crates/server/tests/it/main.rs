@@ -3,6 +3,7 @@
 
 mod auth;
 mod automations;
+mod callbacks;
 mod console_calls;
 mod crm;
 mod fuzz;
