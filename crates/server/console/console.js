@@ -11,6 +11,7 @@ const state = {
   offer: null,
   call: null, // GET /calls/{id} answer of the call in focus
   wrapUp: null, // {workId, wrapUpEndsAt}
+  callback: null, // the accepted callback's work (kind "callback") until its outcome is recorded
   queues: [],
   tab: 'agent',
 };
@@ -126,7 +127,10 @@ function onMessage(msg) {
       setOffer(d.offers?.[0] ?? null);
       for (const w of d.work ?? []) {
         if (w.stage === 'WrapUp') setWrapUp({ workId: w.workId, wrapUpEndsAt: w.wrapUpEndsAt });
-        else focusCall(w.workId);
+        else {
+          if (w.kind === 'callback') setCallback(w);
+          focusCall(w.workId);
+        }
       }
       break;
     case 'presence':
@@ -141,6 +145,7 @@ function onMessage(msg) {
     case 'assigned':
       if (state.offer?.workId === d.workId) setOffer(null);
       $('#transcript').replaceChildren();
+      setCallback(d.kind === 'callback' ? d : null);
       focusCall(d.workId);
       break;
     case 'wrapUp':
@@ -148,7 +153,14 @@ function onMessage(msg) {
       break;
     case 'ended':
       if (state.wrapUp?.workId === d.workId) setWrapUp(null);
-      if (state.call?.voiceCall?.Id === d.workId) clearCall(d.reason === 'Rerouted' ? 'Transferred' : 'No call');
+      if (state.callback?.workId === d.workId) {
+        // After no answer the card keeps the outcome and the next attempt's time.
+        if (d.reason === 'CallbackNoAnswer') state.callback = null;
+        else setCallback(null);
+      }
+      if (state.call?.voiceCall?.Id === d.workId || state.call?.workId === d.workId) {
+        clearCall(d.reason === 'Rerouted' ? 'Transferred' : d.reason === 'CallbackNoAnswer' ? 'No answer · callback' : 'No call');
+      }
       break;
     case 'queue':
       if (state.tab === 'supervisor') refreshSupervisor();
@@ -214,7 +226,13 @@ function setOffer(o) {
   state.offer = o;
   $('#offer').hidden = !o;
   if (o) {
-    $('#offer-info').textContent = `${o.queueName ?? 'Direct'} · ${o.conversationKey ?? o.workId}`;
+    const callback = o.kind === 'callback';
+    $('#offer').classList.toggle('callback', callback);
+    $('#offer-title').textContent = callback ? 'Callback request' : 'Incoming call';
+    $('#offer-callback').hidden = !callback;
+    $('#offer-callback').textContent = callback
+      ? `Call back ${o.callbackNumber} · attempt ${o.attempt} of ${o.maxAttempts}` : '';
+    $('#offer-info').textContent = `${o.queueName ?? 'Direct'} · ${callback ? 'queued callback' : (o.conversationKey ?? o.workId)}`;
     $('#offer-expires').textContent = o.expiresAt ? `rings until ${new Date(o.expiresAt).toLocaleTimeString()}` : '';
   }
 }
@@ -229,11 +247,39 @@ async function decline() {
 $('#accept').addEventListener('click', accept);
 $('#decline').addEventListener('click', decline);
 
+// ----- callbacks -----
+
+function setCallback(w) {
+  state.callback = w;
+  $('#callback').hidden = !w;
+  $('#callback-result').textContent = '';
+  for (const b of document.querySelectorAll('#callback-outcomes button')) b.disabled = !w;
+  if (w) $('#callback-info').textContent = `Calling ${w.callbackNumber} · attempt ${w.attempt} of ${w.maxAttempts}`;
+}
+async function callbackOutcome(outcome) {
+  const cb = state.callback;
+  if (!cb) return;
+  shout('#call-error');
+  try {
+    const r = await api('POST', `/callbacks/${cb.workId}/outcome`, { outcome });
+    for (const b of document.querySelectorAll('#callback-outcomes button')) b.disabled = true;
+    const next = r.nextAttemptAt ? ` · next attempt ${new Date(r.nextAttemptAt).toLocaleTimeString()}` : '';
+    $('#callback-result').textContent = `${outcome} · ${r.status}${next}`;
+    $('#callback').dataset.status = r.status;
+  } catch (err) {
+    shout('#call-error', err);
+  }
+}
+for (const b of document.querySelectorAll('#callback-outcomes button')) {
+  b.addEventListener('click', () => callbackOutcome(b.dataset.outcome));
+}
+
 // ----- the call in focus -----
 
 async function focusCall(workId) {
   try {
-    state.call = await api('GET', `/calls/${workId}`);
+    // A callback's work id reads the outbound call it dialed.
+    state.call = { ...(await api('GET', `/calls/${workId}`)), workId };
   } catch (err) {
     shout('#call-error', err);
     return;
@@ -260,7 +306,7 @@ async function refreshCall() {
     const c = await api('GET', `/calls/${id}`);
     // The call may have left this console (ended, transferred) while the answer was on its way.
     if (state.call?.voiceCall?.Id !== id) return;
-    state.call = c;
+    state.call = { ...c, workId: state.call.workId };
     showCall();
   } catch {
     // The call may be gone (transferred); the next event says so.

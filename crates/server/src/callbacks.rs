@@ -45,6 +45,19 @@ pub(crate) fn is_callback_id(id: &str) -> bool {
     SfId::parse_with(id, KeyPrefix::CallbackRequest).is_ok()
 }
 
+/// The outbound call a callback's current attempt dialed, when `id` is a callback's.
+pub(crate) async fn outbound_call(
+    store: &dyn Store,
+    org: &SfId,
+    id: &str,
+) -> Result<Option<SfId>, StoreError> {
+    let Ok(id) = SfId::parse_with(id, KeyPrefix::CallbackRequest) else { return Ok(None) };
+    Ok(store
+        .get(org, &id)
+        .await?
+        .and_then(|r| r.str("OutboundCallId").and_then(|c| SfId::parse_with(c, KeyPrefix::VoiceCall).ok())))
+}
+
 fn int_arg(body: &Map<String, Value>, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(default),

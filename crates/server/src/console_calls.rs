@@ -93,7 +93,12 @@ async fn stage_of(app: &App, me: &Agent, id: &str) -> Result<Option<String>> {
 }
 
 async fn load(app: &App, me: &Agent, id: &str, supervisor_ok: bool) -> Result<Held> {
-    let call_id = SfId::parse_with(id, KeyPrefix::VoiceCall).map_err(|_| not_found(id))?;
+    // A callback's work id stands for the outbound call it dialed.
+    let dialed = crate::callbacks::outbound_call(&*app.store, &me.org, id).await?;
+    let call_id = match dialed {
+        Some(c) => c,
+        None => SfId::parse_with(id, KeyPrefix::VoiceCall).map_err(|_| not_found(id))?,
+    };
     let call = app
         .store
         .get(&me.org, &call_id)

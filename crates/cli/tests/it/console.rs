@@ -6,6 +6,11 @@
 //! and wrapped up with `wrapupended` fired. Screenshots of every step go to
 //! `target/console-screenshots/`.
 //!
+//! tests/console/callback.mjs drives a queued callback the same way: requested through the
+//! Telephony API, offered as a callback (number, attempt 1 of 2), accepted (the outbound call
+//! shows), no answer, the second attempt offered, voicemail, hang-up and wrap-up; its
+//! screenshots are `cb-NN-step.png`.
+//!
 //! tests/console/toolkit-events.mjs checks the Toolkit API module alone in Node.js: every
 //! WebSocket message mapped to its LWC and Aura events with the guide's payloads, and the
 //! actions' argument checks.
@@ -48,8 +53,9 @@ fn toolkit_module_maps_console_events_to_the_guides_payloads() {
     );
 }
 
-#[test]
-fn console_call_from_offer_to_wrap_up_in_a_browser() {
+/// Runs one browser script against a fresh `voxbridge serve`; its steps, or `None` when the
+/// browser tools are missing.
+fn browser_scenario(script: &str) -> Option<(Vec<String>, PathBuf)> {
     let dir_js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console");
     let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     let browser = chromium();
@@ -63,7 +69,7 @@ fn console_call_from_offer_to_wrap_up_in_a_browser() {
             "skipped: Node.js, chromium or {}/node_modules missing (scripts/test installs them)",
             dir_js.display()
         );
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let info = setup_and_info(dir.path());
@@ -74,7 +80,7 @@ fn console_call_from_offer_to_wrap_up_in_a_browser() {
     let jwt = ok(dir.path(), &["token", "--data", "data", "--no-jti", "--ttl", "600"]).trim().to_string();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
     let out = Command::new("node")
-        .arg("scenario.mjs")
+        .arg(script)
         .current_dir(&dir_js)
         .env("VB_BASE", &base)
         .env("VB_CRM", &crm)
@@ -90,10 +96,17 @@ fn console_call_from_offer_to_wrap_up_in_a_browser() {
     let result: Value = serde_json::from_str(last).unwrap_or(Value::Null);
     assert!(
         out.status.success() && result["passed"] == true,
-        "the browser scenario failed (screenshots in {}):\n{stderr}\n{stdout}",
+        "the browser scenario {script} failed (screenshots in {}):\n{stderr}\n{stdout}",
         shots.display()
     );
-    let steps: Vec<&str> = result["steps"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let steps =
+        result["steps"].as_array().unwrap().iter().filter_map(Value::as_str).map(str::to_string).collect();
+    Some((steps, shots))
+}
+
+#[test]
+fn console_call_from_offer_to_wrap_up_in_a_browser() {
+    let Some((steps, shots)) = browser_scenario("scenario.mjs") else { return };
     assert_eq!(
         steps,
         [
@@ -113,6 +126,26 @@ fn console_call_from_offer_to_wrap_up_in_a_browser() {
     );
     for (i, step) in steps.iter().enumerate() {
         let file = shots.join(format!("{:02}-{step}.png", i + 1));
+        assert!(file.exists(), "screenshot {} missing", file.display());
+    }
+}
+
+#[test]
+fn console_callback_from_request_to_voicemail_in_a_browser() {
+    let Some((steps, shots)) = browser_scenario("callback.mjs") else { return };
+    assert_eq!(
+        steps,
+        [
+            "callback-offer",
+            "callback-dialing",
+            "callback-no-answer",
+            "callback-second-attempt",
+            "callback-voicemail",
+            "callback-wrapped-up"
+        ]
+    );
+    for (i, step) in steps.iter().enumerate() {
+        let file = shots.join(format!("cb-{:02}-{step}.png", i + 1));
         assert!(file.exists(), "screenshot {} missing", file.display());
     }
 }

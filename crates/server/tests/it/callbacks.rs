@@ -290,6 +290,10 @@ both_backends!(voicemail_completes_and_the_call_ends_to_wrap_up, |backend: Backe
     assert_eq!((status, body["status"].as_str()), (200, Some("Completed")), "{body}");
     let r = record(&s, &id).await;
     assert_eq!((r.str("Status"), r.str("Result")), (Some("Completed"), Some("Voicemail")));
+    // The console reads the callback's call by the work id too.
+    let (status, held) = console(&s.base, &ta, Method::GET, &format!("/calls/{id}"), None).await;
+    assert_eq!((status, held["voiceCall"]["Id"].as_str()), (200, Some(dialed.as_str())), "{held}");
+    assert_eq!(held["callType"], "outbound");
     // The agent leaves a message and hangs up: after-call work for the callback.
     let (status, body) = console(
         &s.base,
