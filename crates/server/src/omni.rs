@@ -8,6 +8,9 @@
 //! work from open AgentWork, presence from `User.ServicePresenceStatus`. Calls that ended while
 //! nobody routed them are reconciled away at once.
 //!
+//! Queued callbacks ([`crate::callbacks`]) are work items too: scheduled, offered when due in
+//! the caller's original place in line, and dialed (an outbound VoiceCall) when accepted.
+//!
 //! The Telephony API's handlers keep writing the PendingServiceRouting the guide documents and
 //! then tell the router ([`Omni::send`]); the agent API asks it ([`Omni::ask`]) and answers only
 //! after the resulting records are committed. Timers come from `Router::next_deadline` and run

@@ -290,6 +290,19 @@ both_backends!(voicemail_completes_and_the_call_ends_to_wrap_up, |backend: Backe
     assert_eq!((status, body["status"].as_str()), (200, Some("Completed")), "{body}");
     let r = record(&s, &id).await;
     assert_eq!((r.str("Status"), r.str("Result")), (Some("Completed"), Some("Voicemail")));
+    let (status, body) = console(
+        &s.base,
+        &ta,
+        Method::POST,
+        &format!("/callbacks/{id}/outcome"),
+        Some(json!({"outcome": "Answered"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (409, Some("INVALID_STATE")),
+        "the outcome is recorded: {body}"
+    );
     // The console reads the callback's call by the work id too.
     let (status, held) = console(&s.base, &ta, Method::GET, &format!("/calls/{id}"), None).await;
     assert_eq!((status, held["voiceCall"]["Id"].as_str()), (200, Some(dialed.as_str())), "{held}");
