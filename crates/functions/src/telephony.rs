@@ -14,6 +14,7 @@
 //! | `cancelOmniFlowExecution` | `PATCH /voiceCalls/{contactId}/clearRouting`, body `null` |
 //! | `rerouteFlowExecution` | `PATCH /voiceCalls/{contactId}/reroute`, body `null` |
 //! | `sendMessage` | `POST /voiceCalls/{contactId}/messages` with `fieldValues` + `callCenterApiName` |
+//! | `createCallback` | `POST /voiceCalls/{contactId}/callback` (Voxbridge's queued callback: `callbackNumber`, else the customer's address; `queue`; the delays and attempts as numbers) |
 //!
 //! `contactId` in the parameters overrides `ContactData.ContactId`. `fieldValues` is the
 //! parameter of that name when it is an object (events from other functions); from a flow,
@@ -243,6 +244,30 @@ pub fn build_request(event: &Value, call_center_api_name: &str, now_ms: i64) -> 
                 format!("/voiceCalls/{}/messages", enc(&contact_id)),
                 Value::Object(body),
                 true,
+            ))
+        }
+        "createCallback" => {
+            need_contact(&contact_id)?;
+            let mut body = Map::new();
+            put(
+                &mut body,
+                "callbackNumber",
+                text(params.get("callbackNumber"))
+                    .filter(|s| !s.is_empty())
+                    .or_else(|| address("CustomerEndpoint")),
+            );
+            put(&mut body, "queue", text(params.get("queue")).filter(|s| !s.is_empty()));
+            // A flow passes text; the API takes numbers (anything else is left for it to refuse).
+            for k in ["initialDelaySeconds", "maxAttempts", "retryDelaySeconds"] {
+                if let Some(v) = text(params.get(k)).filter(|s| !s.is_empty()) {
+                    body.insert(k.into(), v.trim().parse::<i64>().map_or(Value::String(v), |n| json!(n)));
+                }
+            }
+            Ok(req(
+                HttpMethod::Post,
+                format!("/voiceCalls/{}/callback", enc(&contact_id)),
+                Value::Object(body),
+                false,
             ))
         }
         other => Err(format!("Unsupported method: {other}")),

@@ -144,6 +144,25 @@ fn send_message() {
 }
 
 #[test]
+fn create_callback_takes_the_customers_number_and_numeric_settings() {
+    let params = json!({"methodName": "createCallback", "queue": "Support", "initialDelaySeconds": "60",
+                        "maxAttempts": 3, "retryDelaySeconds": "soon"});
+    let contact = json!({"CustomerEndpoint": {"Address": "+14155550123"}});
+    let r = build_request(&event(params, contact), "CC", NOW).unwrap();
+    assert_eq!(r.http_method, HttpMethod::Post);
+    assert_eq!(r.path, "/voiceCalls/c0ffee00-0000-4000-8000-000000000001/callback");
+    assert_eq!(
+        r.body,
+        json!({"callbackNumber": "+14155550123", "queue": "Support", "initialDelaySeconds": 60,
+               "maxAttempts": 3, "retryDelaySeconds": "soon"})
+    );
+    let p = json!({"methodName": "createCallback", "callbackNumber": "+14155550999"});
+    let r = build_request(&event(p, json!({"CustomerEndpoint": {"Address": "+14155550123"}})), "CC", NOW)
+        .unwrap();
+    assert_eq!(r.body, json!({"callbackNumber": "+14155550999"}));
+}
+
+#[test]
 fn unsupported_methods_and_missing_contacts_fail() {
     let e = build_request(&event(json!({"methodName": "dance"}), json!({})), "CC", NOW).unwrap_err();
     assert_eq!(e, "Unsupported method: dance");
