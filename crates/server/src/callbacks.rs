@@ -18,7 +18,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
 use voxbridge_core::time::{format_ms, parse_iso_ms};
 use voxbridge_core::{ApiError, ErrorCode, Fields, KeyPrefix, Record, SfId};
 use voxbridge_routing::CallbackOutcome;
@@ -29,6 +31,7 @@ use crate::body;
 use crate::console_calls::is_e164;
 use crate::error::Result;
 use crate::omni::{Ask, CallbackTell, Tell};
+use crate::wire::ErrorBody;
 use crate::App;
 
 type AppState = State<Arc<App>>;
@@ -58,8 +61,44 @@ pub(crate) async fn outbound_call(
         .and_then(|r| r.str("OutboundCallId").and_then(|c| SfId::parse_with(c, KeyPrefix::VoiceCall).ok())))
 }
 
-fn int_arg(body: &Map<String, Value>, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
-    match body.get(name) {
+/// Body of the callback request. Members are read as any JSON so a wrong one is named in the
+/// error rather than failing the whole body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackRequestBody {
+    /// The number to call back, E.164.
+    #[schema(value_type = String, example = "+14155550123")]
+    pub callback_number: Option<Value>,
+    /// Queue id, developer name or routing-map external id; default: the queue the call waits in.
+    #[schema(value_type = Option<String>, example = "Support")]
+    pub queue: Option<Value>,
+    /// 0 to 604800; default 0.
+    #[schema(value_type = Option<i64>, example = 60)]
+    pub initial_delay_seconds: Option<Value>,
+    /// 1 to 10; default 1.
+    #[schema(value_type = Option<i64>, example = 3)]
+    pub max_attempts: Option<Value>,
+    /// 0 to 604800; default 300.
+    #[schema(value_type = Option<i64>, example = 300)]
+    pub retry_delay_seconds: Option<Value>,
+}
+
+/// Answer of the callback request.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackCreated {
+    /// The CallbackRequest's id, also the callback's work id in the console.
+    pub id: String,
+    pub voice_call_id: String,
+    pub queue_id: String,
+    pub callback_number: String,
+    pub max_attempts: i64,
+    /// `Requested`; then `Scheduled`, `Queued`, `Dialing`, `Completed` or `Exhausted`.
+    pub status: String,
+}
+
+fn int_arg(v: Option<&Value>, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+    match v {
         None | Some(Value::Null) => Ok(default),
         Some(v) => match v.as_i64() {
             Some(n) if (min..=max).contains(&n) => Ok(n),
@@ -68,8 +107,8 @@ fn int_arg(body: &Map<String, Value>, name: &str, default: i64, min: i64, max: i
     }
 }
 
-fn str_arg<'a>(body: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, ApiError> {
-    match body.get(name) {
+fn str_arg<'a>(v: Option<&'a Value>, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim()).filter(|s| !s.is_empty())),
         Some(_) => Err(ApiError::invalid(name, "must be a string")),
@@ -77,6 +116,14 @@ fn str_arg<'a>(body: &'a Map<String, Value>, name: &str) -> Result<Option<&'a st
 }
 
 /// `POST /telephony/v1/voiceCalls/{vendorCallKey}/callback`
+#[utoipa::path(post, path = "/telephony/v1/voiceCalls/{vendorCallKey}/callback", tag = "Routing",
+    params(("vendorCallKey" = String, Path, description = "vendorCallKey or voiceCallId of the caller's call")),
+    request_body(content = CallbackRequestBody, content_type = "application/json"),
+    responses((status = 201, body = CallbackCreated, description = "stored and scheduled"),
+        (status = 400, body = ErrorBody, description = "a member is missing or invalid"),
+        (status = 404, body = ErrorBody, description = "no such call in this call center"),
+        (status = "4XX", body = ErrorBody)),
+    security(("jwt" = [])))]
 pub async fn request_callback(
     State(app): AppState,
     Path(call_key): Path<String>,
@@ -84,17 +131,23 @@ pub async fn request_callback(
     bytes: Bytes,
 ) -> Result<Response> {
     let caller = app.caller(&headers).await?;
-    let Value::Object(req) = body::parse_value(&headers, &bytes)? else {
-        return Err(ApiError::new(ErrorCode::MalformedRequest, "the body must be a JSON object").into());
-    };
-    let number = str_arg(&req, "callbackNumber")?.ok_or_else(|| ApiError::required("callbackNumber"))?;
+    let req: CallbackRequestBody = body::parse(&headers, &bytes)?;
+    let number = str_arg(req.callback_number.as_ref(), "callbackNumber")?
+        .ok_or_else(|| ApiError::required("callbackNumber"))?;
     if !is_e164(number) {
         return Err(ApiError::invalid("callbackNumber", "must be in E.164 form, e.g. +14155550100").into());
     }
-    let initial = int_arg(&req, "initialDelaySeconds", 0, 0, MAX_DELAY_SECONDS)?;
-    let max_attempts = int_arg(&req, "maxAttempts", 1, 1, MAX_ATTEMPTS)?;
-    let retry = int_arg(&req, "retryDelaySeconds", DEFAULT_RETRY_SECONDS, 0, MAX_DELAY_SECONDS)?;
-    let queue_arg = str_arg(&req, "queue")?;
+    let initial =
+        int_arg(req.initial_delay_seconds.as_ref(), "initialDelaySeconds", 0, 0, MAX_DELAY_SECONDS)?;
+    let max_attempts = int_arg(req.max_attempts.as_ref(), "maxAttempts", 1, 1, MAX_ATTEMPTS)?;
+    let retry = int_arg(
+        req.retry_delay_seconds.as_ref(),
+        "retryDelaySeconds",
+        DEFAULT_RETRY_SECONDS,
+        0,
+        MAX_DELAY_SECONDS,
+    )?;
+    let queue_arg = str_arg(req.queue.as_ref(), "queue")?;
     let call = app.require_call(&caller, &call_key).await?;
     let org = &caller.org;
     let pending =
@@ -149,14 +202,15 @@ pub async fn request_callback(
         retry_delay_ms: retry as u64 * 1000,
     };
     app.omni.send(org, Tell::Callback(tell)).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": id.to_string(), "voiceCallId": call.id.to_string(), "queueId": queue.to_string(),
-            "callbackNumber": number, "maxAttempts": max_attempts, "status": "Requested",
-        })),
-    )
-        .into_response())
+    let created = CallbackCreated {
+        id: id.to_string(),
+        voice_call_id: call.id.to_string(),
+        queue_id: queue.to_string(),
+        callback_number: number.to_string(),
+        max_attempts,
+        status: "Requested".into(),
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `POST /console/api/v1/callbacks/{id}/outcome`
@@ -170,7 +224,7 @@ pub async fn outcome(
     let Value::Object(req) = body::parse_value(&headers, &bytes)? else {
         return Err(ApiError::new(ErrorCode::MalformedRequest, "the body must be a JSON object").into());
     };
-    let said = str_arg(&req, "outcome")?.ok_or_else(|| ApiError::required("outcome"))?;
+    let said = str_arg(req.get("outcome"), "outcome")?.ok_or_else(|| ApiError::required("outcome"))?;
     let outcome = match said {
         "Answered" => CallbackOutcome::Answered,
         // A busy line is an attempt nobody answered.

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::wire::*;
-use crate::{admin, telephony};
+use crate::{admin, callbacks, telephony};
 
 #[path = "openapi_crm.rs"]
 mod crm;
@@ -46,6 +46,7 @@ impl Modify for JwtScheme {
         telephony::post_call_events,
         telephony::reroute,
         telephony::clear_routing,
+        callbacks::request_callback,
         admin::get_voice_call,
         admin::set_call_state,
         admin::subscribe,

@@ -38,6 +38,7 @@ async fn served_document_lists_every_endpoint() {
         "/telephony/v1/voiceCalls/{vendorCallKey}/postConversationEvents",
         "/telephony/v1/voiceCalls/{callId}/reroute",
         "/telephony/v1/voiceCalls/{callId}/clearRouting",
+        "/telephony/v1/voiceCalls/{vendorCallKey}/callback",
         "/services/oauth2/token",
         "/services/data",
         "/services/data/{version}",
