@@ -374,3 +374,41 @@ both_backends!(restart_restores_a_scheduled_callback, |backend: Backend| async m
         "{offer}"
     );
 });
+
+both_backends!(restart_while_dialing_makes_the_attempt_again, |backend: Backend| async move {
+    let (s, clock) = start(backend).await;
+    let ta = login_at(&s, &s.base, &agent(&s, "ada")).await;
+    let mut wa = socket(&s.base, &ta).await;
+    let call = s.create_call("cb-5", START).await;
+    let (status, body) =
+        request(&s, &call, json!({"callbackNumber": "+15550100600", "queue": "Support", "maxAttempts": 2}))
+            .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    state(&s.base, &ta).await;
+    presence(&s.base, &ta, "Available").await;
+    next_of(&mut wa, "offer").await;
+    let (status, work) = console(&s.base, &ta, Method::POST, &format!("/offers/{id}/accept"), None).await;
+    assert_eq!(status, 200, "{work}");
+    let dialed = work["voiceCallId"].as_str().unwrap().to_string();
+    // Ada logs out on the old server, which is left to the new one.
+    presence(&s.base, &ta, "Offline").await;
+
+    let base2 = restart(s.store.clone(), &clock).await;
+    let t2 = login_at(&s, &base2, &agent(&s, "grace")).await;
+    let mut w2 = socket(&base2, &t2).await;
+    presence(&base2, &t2, "Available").await;
+    let offer = next_of(&mut w2, "offer").await["data"].clone();
+    assert_eq!(
+        (offer["callbackId"].as_str(), offer["attempt"].as_i64()),
+        (Some(id.as_str()), Some(1)),
+        "{offer}"
+    );
+    assert_eq!(
+        record(&s, &dialed).await.str("CallDisposition"),
+        Some("completed"),
+        "the interrupted call ended"
+    );
+    let work = s.store.find_by_key(&s.demo.org_id, "AgentWork", &id).await.unwrap();
+    assert!(work.iter().all(|w| w.str("Status") == Some("Closed")), "{work:?}");
+});
