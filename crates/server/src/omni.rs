@@ -694,6 +694,10 @@ impl Host {
     }
 
     async fn callback(&mut self, t: CallbackTell) {
+        // A router started by this very request restored it from its record already.
+        if self.router.work(&WorkId::new(t.id.as_str())).is_some() {
+            return;
+        }
         if !self.queues.contains_key(t.queue.as_str()) {
             match self.store.get(&self.org, &t.queue).await {
                 Ok(Some(g)) => self.define_queue(&g, self.clock.now_ms()).await,
