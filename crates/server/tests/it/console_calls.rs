@@ -68,9 +68,15 @@ async fn next_of(ws: &mut Socket, kind: &str) -> Value {
     }
 }
 
-/// The next conversation event, skipping routing and presence updates.
+/// The next conversation event, skipping presence updates and the conversation's own routing
+/// events (an accept announces itself there too, racing the agent's subscription).
 async fn conv_event(ws: &mut Socket) -> Value {
-    next_of(ws, "conversation").await
+    loop {
+        let ev = next_of(ws, "conversation").await;
+        if ev["event"] != "routing" {
+            return ev;
+        }
+    }
 }
 
 async fn act(s: &TestServer, token: &str, call: &str, action: &str, body: Value) -> (u16, Value) {
