@@ -179,7 +179,11 @@ both_backends!(offer_accept_transcript_wrap_up, |backend: Backend| async move {
         )
         .await;
     assert_eq!((status, &body), (200, &json!({"result": "Accepted"})));
-    let ev = next_of(&mut ws, "conversation").await;
+    // The accept's own routing event may come first, depending on when the socket subscribed.
+    let mut ev = next_of(&mut ws, "conversation").await;
+    while ev["event"] == "routing" {
+        ev = next_of(&mut ws, "conversation").await;
+    }
     assert_eq!(
         (ev["event"].as_str(), ev["workId"].as_str()),
         (Some("transcript"), Some(call.as_str())),
