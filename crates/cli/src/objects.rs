@@ -214,11 +214,23 @@ impl Objects {
 
     /// Adds or changes some tags, keeping the others.
     pub async fn merge_tags(&self, key: &str, tags: &[(&str, String)]) -> Result<()> {
+        if self.get(key).await?.is_none() {
+            bail!("there is no object {key} to tag");
+        }
+        self.merge_tags_of_stored(key, tags).await
+    }
+
+    /// [`Objects::merge_tags`] for an object the caller has just stored, without reading it
+    /// again (the CTR sync's hot path).
+    pub async fn merge_tags_of_stored(&self, key: &str, tags: &[(&str, String)]) -> Result<()> {
         let mut all = self.tags(key).await?;
         for (k, v) in tags {
             all.insert((*k).to_string(), v.clone());
         }
-        self.set_tags(key, &all).await
+        let path = tags_key(key)?;
+        let data = serde_json::to_vec(&all)?;
+        self.store.put(&path, PutPayload::from(data)).await.with_context(|| format!("cannot tag {key}"))?;
+        Ok(())
     }
 }
 

@@ -50,7 +50,7 @@ pub const TAG_STALE: &str = "last-stale-update";
 /// Retries of a failing CTR before it is dead-lettered (about 6 s of backoff in all).
 const MAX_RETRIES: u32 = 5;
 /// Contacts of one batch synced at once.
-const PARALLEL_CONTACTS: usize = 32;
+const PARALLEL_CONTACTS: usize = 64;
 /// How long the custom fields of VoiceCall (from describe) are trusted.
 const DESCRIBE_TTL: Duration = Duration::from_secs(60);
 
@@ -293,7 +293,8 @@ impl CtrSync {
     /// Tags the contact's backup; a failure is logged only (the VoiceCall is what counts,
     /// and a lost tag at worst lets an older CTR through once).
     async fn tag(&self, contact_id: &str, tags: &[(&str, String)]) {
-        if let Err(e) = self.objects.merge_tags(&backup_key(contact_id), tags).await {
+        // `handle` stored the backup first, so it exists.
+        if let Err(e) = self.objects.merge_tags_of_stored(&backup_key(contact_id), tags).await {
             tracing::warn!(contact_id, "cannot tag the CTR backup: {e:#}");
         }
     }
