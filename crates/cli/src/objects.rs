@@ -212,16 +212,8 @@ impl Objects {
         Ok(())
     }
 
-    /// Adds or changes some tags, keeping the others.
-    pub async fn merge_tags(&self, key: &str, tags: &[(&str, String)]) -> Result<()> {
-        if self.get(key).await?.is_none() {
-            bail!("there is no object {key} to tag");
-        }
-        self.merge_tags_of_stored(key, tags).await
-    }
-
-    /// [`Objects::merge_tags`] for an object the caller has just stored, without reading it
-    /// again (the CTR sync's hot path).
+    /// Adds or changes some tags of an object the caller has just stored, keeping the
+    /// others; the object is not read again (the CTR sync's hot path).
     pub async fn merge_tags_of_stored(&self, key: &str, tags: &[(&str, String)]) -> Result<()> {
         let mut all = self.tags(key).await?;
         for (k, v) in tags {
@@ -423,7 +415,7 @@ mod tests {
         let objects = Objects::open(dir.path()).unwrap();
         objects.put("ctr/a.json", b"{}".to_vec()).await.unwrap();
         objects.put("other", b"x".to_vec()).await.unwrap();
-        objects.merge_tags("ctr/a.json", &[("k", "v".into())]).await.unwrap();
+        objects.merge_tags_of_stored("ctr/a.json", &[("k", "v".into())]).await.unwrap();
         let keys: Vec<String> = objects.list(None).await.unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["ctr/a.json", "other"]);
         assert_eq!(objects.list(Some("ctr")).await.unwrap().len(), 1);

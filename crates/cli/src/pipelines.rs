@@ -50,7 +50,7 @@ pub const TAG_STALE: &str = "last-stale-update";
 /// Retries of a failing CTR before it is dead-lettered (about 6 s of backoff in all).
 const MAX_RETRIES: u32 = 5;
 /// Contacts of one batch synced at once.
-const PARALLEL_CONTACTS: usize = 64;
+const PARALLEL_CONTACTS: usize = 32;
 /// How long the custom fields of VoiceCall (from describe) are trusted.
 const DESCRIBE_TTL: Duration = Duration::from_secs(60);
 
