@@ -214,7 +214,7 @@ enum BenchCommand {
     /// output.
     Telephony(bench::TelephonyArgs),
     /// Load the CRM REST API of a fresh server over HTTP on a large VoiceCall table: a
-    /// record by Id (baseline), SOQL equality on VendorCallKey, a one-hour SOQL range on
+    /// record by Id (baseline), SOQL equality on VendorCallKey, a five-minute SOQL range on
     /// CallStartDateTime, Case creation.
     ///
     /// Provisions a temporary data directory (the global --data and --config are not used),
