@@ -60,7 +60,9 @@ pub async fn run(config: &Config) -> Result<()> {
     }
     let bus = crate::pipelines::open_bus(config).await?;
     let (mut pipelines, sink) = crate::pipelines::start(bus.clone());
-    let mut app = voxbridge_server::router(store.clone(), config.settings());
+    let streams =
+        voxbridge_server::streams::Streams { bus: bus.clone(), org_id: Some(provisioned.setup.org.id.clone()) };
+    let mut app = voxbridge_server::router(store.clone(), config.settings()).layer(axum::Extension(streams));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = JoinSet::new();
 
@@ -173,6 +175,7 @@ pub async fn run(config: &Config) -> Result<()> {
     }
     println!("  CRM REST API:   {main_url}/services/data");
     println!("  OpenAPI:        {main_url}/openapi.json");
+    println!("  Streams API:    {main_url}/streams/v1");
     println!("  Store:          {} ({})", store.backend(), config.database_url_redacted());
     println!("  Event bus:      {} ({})", bus.backend(), crate::config::redact_url(&config.bus_url));
     println!("  CTR sync:       {ctr_sync}");

@@ -1,6 +1,6 @@
 //! Voxbridge's HTTP adapters: the Telephony Integration REST API under `/telephony/v1`,
-//! live conversation events over Server-Sent Events, admin endpoints for call state, and the
-//! OpenAPI document.
+//! live conversation events over Server-Sent Events, admin endpoints for call state, the
+//! event bus's streams (when the binary attaches a bus), and the OpenAPI document.
 //!
 //! Invariant: this is the only crate that knows HTTP. Handlers parse wire types, call `core`
 //! for the rules and the `Store` for persistence, and never answer 2xx before the store
@@ -23,6 +23,7 @@ pub mod omni;
 pub mod openapi;
 mod platform_events;
 pub mod simulator;
+pub mod streams;
 mod telephony;
 mod wire;
 
@@ -199,6 +200,14 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
         .route("/admin/v1/voiceCalls/{call_id}", get(admin::get_voice_call))
         .route("/admin/v1/voiceCalls/{call_id}/state", patch(admin::set_call_state))
         .route("/admin/v1/echo", post(admin::echo))
+        .route("/streams/v1", get(streams::list))
+        .route(
+            "/streams/v1/{stream}/records",
+            // Room for a 1 MiB record in base64 and the JSON around it.
+            get(streams::get_records)
+                .post(streams::put_record)
+                .layer(axum::extract::DefaultBodyLimit::max(2 * streams::MAX_RECORD_BYTES)),
+        )
         .route("/simulator/v1/calls", post(simulator::simulate_call))
         .route("/simulator/v1/contacts/{id}", get(simulator::get_contact))
         .route("/simulator/v1/contacts/{id}/input", post(simulator::contact_input))

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::wire::*;
-use crate::{admin, callbacks, telephony};
+use crate::{admin, callbacks, streams, telephony};
 
 #[path = "openapi_crm.rs"]
 mod crm;
@@ -51,6 +51,9 @@ impl Modify for JwtScheme {
         admin::set_call_state,
         admin::subscribe,
         admin::echo,
+        streams::list,
+        streams::put_record,
+        streams::get_records,
         crm::token,
         crm::versions,
         crm::resources,

@@ -12,4 +12,5 @@ mod omni;
 mod openapi;
 mod routing;
 mod seed_examples;
+mod streams;
 mod transcripts;
