@@ -7,14 +7,19 @@
 //! [`Objects::with_events`] (the server and `voxbridge objects put` do), so rules can react
 //! to new objects.
 //!
-//! Object tags (S3's `PutObjectTagging`) are a JSON map kept beside the object at
-//! `.tags/<key>.json`: the `.tags/` prefix is reserved and never listed. Replacing an object
-//! keeps its tags, which is what the CTR sync relies on to remember what it applied.
+//! Object tags (S3's `PutObjectTagging`) are JSON maps in one SQLite table,
+//! `.tags/tags.db` under the store's root: the `.tags/` prefix is reserved and never listed.
+//! A table rather than a file per object because the CTR sync tags every backup, and a
+//! second file per CTR doubled its file creations. Replacing an object keeps its tags, which
+//! is what the CTR sync relies on to remember what it applied. Tag files of older versions
+//! (`.tags/<key>.json`) are moved into the table when the store first uses its tags.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -23,11 +28,17 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 use serde_json::{json, Value};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::OnceCell;
 
 use crate::config::Config;
 
 /// The reserved prefix of tag sets.
 const TAGS_PREFIX: &str = ".tags";
+/// The tag table's file, under [`TAGS_PREFIX`].
+const TAGS_DB: &str = "tags.db";
 
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +58,8 @@ pub struct Objects {
     root: PathBuf,
     /// Where `Object Created` events go, if anywhere.
     events: Option<Arc<dyn voxbridge_bus::Bus>>,
+    /// The tag table, opened on first use (opening needs the async runtime).
+    tags_db: Arc<OnceCell<SqlitePool>>,
 }
 
 impl std::fmt::Debug for Objects {
@@ -104,7 +117,44 @@ impl Objects {
             .with_context(|| format!("cannot create the object store directory {}", dir.display()))?;
         let store = LocalFileSystem::new_with_prefix(dir)
             .with_context(|| format!("cannot open the object store at {}", dir.display()))?;
-        Ok(Objects { store: Arc::new(store), root: dir.to_path_buf(), events: None })
+        Ok(Objects {
+            store: Arc::new(store),
+            root: dir.to_path_buf(),
+            events: None,
+            tags_db: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// The tag table, created (and older tag files moved into it) on first use.
+    async fn tags_db(&self) -> Result<&SqlitePool> {
+        self.tags_db
+            .get_or_try_init(|| async {
+                let dir = self.root.join(TAGS_PREFIX);
+                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                let file = dir.join(TAGS_DB);
+                let options = SqliteConnectOptions::from_str("sqlite://")?
+                    .filename(&file)
+                    .create_if_missing(true)
+                    // WAL without a sync per commit: a lost tag at worst lets an older CTR
+                    // through once, which the sync tolerates (see pipelines).
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot open the object tags at {}", file.display()))?;
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS object_tags (key TEXT PRIMARY KEY, tags TEXT NOT NULL) WITHOUT ROWID",
+                )
+                .execute(&pool)
+                .await
+                .context("cannot create the object tag table")?;
+                import_tag_files(&pool, &dir).await?;
+                Ok(pool)
+            })
+            .await
     }
 
     /// The same store, emitting an `Object Created` event on `object-events` per put.
@@ -147,10 +197,11 @@ impl Objects {
             Err(object_store::Error::NotFound { .. }) => false,
             Err(e) => return Err(e).with_context(|| format!("cannot delete the object {key}")),
         };
-        match self.store.delete(&tags_key(key)?).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot delete the tags of {key}")),
-        }
+        sqlx::query("DELETE FROM object_tags WHERE key = ?1")
+            .bind(key)
+            .execute(self.tags_db().await?)
+            .await
+            .with_context(|| format!("cannot delete the tags of {key}"))?;
         Ok(existed)
     }
 
@@ -193,11 +244,16 @@ impl Objects {
 
     /// The object's tags (empty when it has none).
     pub async fn tags(&self, key: &str) -> Result<BTreeMap<String, String>> {
-        let path = tags_key(key)?;
-        match self.get_path(&path).await.with_context(|| format!("cannot read the tags of {key}"))? {
+        object_key(key)?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT tags FROM object_tags WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(self.tags_db().await?)
+            .await
+            .with_context(|| format!("cannot read the tags of {key}"))?;
+        match row {
             None => Ok(BTreeMap::new()),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("the tags of {key} ({path}) are not a JSON map of strings")),
+            Some((text,)) => serde_json::from_str(&text)
+                .with_context(|| format!("the tags of {key} are not a JSON map of strings")),
         }
     }
 
@@ -206,24 +262,63 @@ impl Objects {
         if self.get(key).await?.is_none() {
             bail!("there is no object {key} to tag");
         }
-        let path = tags_key(key)?;
-        let data = serde_json::to_vec(tags)?;
-        self.store.put(&path, PutPayload::from(data)).await.with_context(|| format!("cannot tag {key}"))?;
+        sqlx::query("INSERT OR REPLACE INTO object_tags (key, tags) VALUES (?1, ?2)")
+            .bind(key)
+            .bind(serde_json::to_string(tags)?)
+            .execute(self.tags_db().await?)
+            .await
+            .with_context(|| format!("cannot tag {key}"))?;
         Ok(())
     }
 
     /// Adds or changes some tags of an object the caller has just stored, keeping the
-    /// others; the object is not read again (the CTR sync's hot path).
+    /// others, in one statement; the object is not read again (the CTR sync's hot path).
     pub async fn merge_tags_of_stored(&self, key: &str, tags: &[(&str, String)]) -> Result<()> {
-        let mut all = self.tags(key).await?;
-        for (k, v) in tags {
-            all.insert((*k).to_string(), v.clone());
-        }
-        let path = tags_key(key)?;
-        let data = serde_json::to_vec(&all)?;
-        self.store.put(&path, PutPayload::from(data)).await.with_context(|| format!("cannot tag {key}"))?;
+        object_key(key)?;
+        let patch: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        sqlx::query(
+            "INSERT INTO object_tags (key, tags) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET tags = json_patch(object_tags.tags, excluded.tags)",
+        )
+        .bind(key)
+        .bind(serde_json::to_string(&patch)?)
+        .execute(self.tags_db().await?)
+        .await
+        .with_context(|| format!("cannot tag {key}"))?;
         Ok(())
     }
+}
+
+/// Moves the tag files of older versions (`.tags/<key>.json`) into the table. Another
+/// process doing the same at once is harmless: a set already there is kept.
+async fn import_tag_files(pool: &SqlitePool, dir: &Path) -> Result<()> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path);
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(dir) else { continue };
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            let Some(key) = rel.strip_suffix(".json") else { continue };
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            if object_key(key).is_err() || serde_json::from_str::<BTreeMap<String, String>>(&text).is_err() {
+                tracing::warn!(file = %path.display(), "not an object's tag set; left alone");
+                continue;
+            }
+            sqlx::query("INSERT OR IGNORE INTO object_tags (key, tags) VALUES (?1, ?2)")
+                .bind(key)
+                .bind(&text)
+                .execute(pool)
+                .await
+                .with_context(|| format!("cannot import the tags in {}", path.display()))?;
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(())
 }
 
 /// Checks a key: `/`-separated parts, none empty, `.` or `..`, no control characters, not
@@ -238,12 +333,6 @@ fn object_key(key: &str) -> Result<ObjectPath> {
         bail!("keys under {TAGS_PREFIX}/ are reserved for object tags");
     }
     ObjectPath::parse(key).with_context(|| format!("{key:?} is not an object key"))
-}
-
-fn tags_key(key: &str) -> Result<ObjectPath> {
-    object_key(key)?;
-    ObjectPath::parse(format!("{TAGS_PREFIX}/{key}.json"))
-        .with_context(|| format!("{key:?} is not an object key"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,5 +514,24 @@ mod tests {
         assert_eq!(objects.get("ctr/a.json").await.unwrap().as_deref(), Some(&b"{\"a\":1}"[..]));
         assert_eq!(objects.get("missing").await.unwrap(), None);
         assert!(objects.set_tags("missing", &BTreeMap::new()).await.is_err());
+        objects.merge_tags_of_stored("ctr/a.json", &[("k", "w".into()), ("n", "1".into())]).await.unwrap();
+        let tags = objects.tags("ctr/a.json").await.unwrap();
+        assert_eq!(serde_json::to_value(&tags).unwrap(), json!({"k": "w", "n": "1"}));
+        assert!(objects.delete("ctr/a.json").await.unwrap());
+        assert!(objects.tags("ctr/a.json").await.unwrap().is_empty(), "deleting drops the tags");
+        assert_eq!(objects.list(None).await.unwrap().len(), 1, "the tag table is never listed");
+    }
+
+    #[tokio::test]
+    async fn tag_files_of_older_versions_are_imported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".tags/ctr")).unwrap();
+        std::fs::write(dir.path().join(".tags/ctr/a.json.json"), r#"{"sync-status":"applied"}"#).unwrap();
+        std::fs::write(dir.path().join(".tags/ctr/junk.json"), "not json").unwrap();
+        let objects = Objects::open(dir.path()).unwrap();
+        let tags = objects.tags("ctr/a.json").await.unwrap();
+        assert_eq!(tags.get("sync-status").map(String::as_str), Some("applied"));
+        assert!(!dir.path().join(".tags/ctr/a.json.json").exists());
+        assert!(dir.path().join(".tags/ctr/junk.json").exists(), "what is no tag set stays");
     }
 }
