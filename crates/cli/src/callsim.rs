@@ -9,6 +9,8 @@
 //! * `voxbridge flows validate FILE…` prints each flow's diagnostics.
 //! * [`follower`]: queued live calls follow their conversation's live events, so the agent
 //!   who accepts a call in the agent console connects to it (Omni-Channel routing).
+//! * [`hangup`]: when a contact ends, its VoiceCall ends too (`isActiveCall: false`), which
+//!   closes the conversation.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::config::Config;
 use crate::datadir::{DataDir, SetupFile};
 
 mod follower;
+mod hangup;
 
 #[derive(Debug, Subcommand)]
 pub enum CallCommand {
@@ -331,6 +334,15 @@ pub fn attach(
         Err(e) => {
             tracing::warn!("live calls do not follow Omni-Channel routing: {e:#}");
             center
+        }
+    };
+    let sink: Arc<dyn voxbridge_contacts::ContactSink> = match telephony_config(config, data, setup, base_url)
+        .and_then(|c| InvokeTelephonyIntegrationApi::new(c).map_err(anyhow::Error::msg))
+    {
+        Ok(signer) => Arc::new(hangup::HangupSink::new(sink, base_url, Arc::new(signer))),
+        Err(e) => {
+            tracing::warn!("ended contacts leave their VoiceCalls open: {e:#}");
+            sink
         }
     };
     Ok(app.layer(axum::Extension(voxbridge_server::simulator::Simulator {

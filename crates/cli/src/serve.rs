@@ -60,8 +60,10 @@ pub async fn run(config: &Config) -> Result<()> {
     }
     let bus = crate::pipelines::open_bus(config).await?;
     let (mut pipelines, sink) = crate::pipelines::start(bus.clone());
-    let streams =
-        voxbridge_server::streams::Streams { bus: bus.clone(), org_id: Some(provisioned.setup.org.id.clone()) };
+    let streams = voxbridge_server::streams::Streams {
+        bus: bus.clone(),
+        org_id: Some(provisioned.setup.org.id.clone()),
+    };
     let mut app = voxbridge_server::router(store.clone(), config.settings()).layer(axum::Extension(streams));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = JoinSet::new();

@@ -63,6 +63,22 @@ fn a_simulated_call_creates_the_voice_call_and_is_queued() {
     let contact = log["contactId"].as_str().unwrap();
     assert_eq!(log["ctr"]["ContactId"], contact);
 
+    // The contact ended, so the telephony side ended its VoiceCall: the conversation closes
+    // (shortly after: the hang-up is sent once the contact is over).
+    let path = format!("/admin/v1/voiceCalls/{contact}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let (status, view) = request(dir.path(), &addr, "GET", &path, None);
+        assert_eq!(status, 200, "{view}");
+        if view["conversation"]["Status"] == "Closed" || std::time::Instant::now() > deadline {
+            break view;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(view["conversation"]["Status"], "Closed", "{view}");
+    assert_eq!(view["voiceCall"]["CallDisposition"], "completed", "{view}");
+    assert!(!view["voiceCall"]["CallEndDateTime"].is_null(), "{view}");
+
     let err = fails(
         dir.path(),
         &["call", "simulate", "--data", "data", "--url", &url, "--to", "+15550109999"],
