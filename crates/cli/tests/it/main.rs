@@ -10,6 +10,7 @@ mod js_client;
 mod metadata;
 mod omni_agents;
 mod pipelines;
+mod pipelines_crash;
 mod postgres;
 mod python_client;
 mod rules;
