@@ -6,9 +6,11 @@
 //! time and hold metrics, signed as InvokeTelephonyIntegrationApiFunction signs its requests.
 //!
 //! The update overwrites the call's hold metrics (absent ones read as zero), so they come
-//! from the CTR — the same values the CTR sync writes. A contact whose `voiceCallId` was
-//! inherited (a transfer whose flow created no call of its own) is left alone: the call must
-//! carry the contact's id as its vendorCallKey.
+//! from the CTR — the same values the CTR sync writes — and it waits (up to 10 s) for the
+//! sync to have written the call: `voxbridge ctr resync` takes a call without hold metrics
+//! for one the sync never reached. A contact whose `voiceCallId` was inherited (a transfer
+//! whose flow created no call of its own) is left alone: the call must carry the contact's
+//! id as its vendorCallKey.
 //!
 //! Only wire contracts: HTTP and JSON.
 
@@ -21,6 +23,9 @@ use voxbridge_functions::telephony::InvokeTelephonyIntegrationApi;
 
 /// Waits between attempts after a 429, a 5xx or a connection failure.
 const RETRY_DELAYS: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(3)];
+/// How long the hang-up waits for the CTR sync to write the call first, and how often it looks.
+const SYNC_WAIT: Duration = Duration::from_secs(10);
+const SYNC_POLL: Duration = Duration::from_millis(250);
 
 /// The end of one contact's call: where and what to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,7 +132,7 @@ enum Attempt<T> {
 impl Client {
     async fn end(&self, hangup: Hangup) {
         let contact = hangup.contact_id.clone();
-        match self.call_is_the_contacts(&hangup).await {
+        match self.wait_for_sync(&hangup).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!(%contact, "the contact's voiceCallId names another contact's call; not ending it");
@@ -149,11 +154,23 @@ impl Client {
         }
     }
 
-    /// Whether the VoiceCall of `voiceCallId` belongs to this contact (its vendorCallKey).
-    async fn call_is_the_contacts(&self, hangup: &Hangup) -> Result<bool, String> {
+    /// Whether the VoiceCall of `voiceCallId` belongs to this contact (its vendorCallKey),
+    /// once the CTR sync has written it or [`SYNC_WAIT`] has passed. The update writes the
+    /// hold metrics, which the CTR resync reads as "synced", so it goes after the sync.
+    async fn wait_for_sync(&self, hangup: &Hangup) -> Result<bool, String> {
         let url = format!("{}/admin/v1/voiceCalls/{}", self.base_url, enc(&hangup.voice_call_id));
-        let view = self.with_retries(|| self.send(reqwest::Method::GET, &url, None)).await?;
-        Ok(view["voiceCall"]["VendorCallKey"].as_str() == Some(hangup.contact_id.as_str()))
+        let deadline = tokio::time::Instant::now() + SYNC_WAIT;
+        loop {
+            let view = self.with_retries(|| self.send(reqwest::Method::GET, &url, None)).await?;
+            let call = &view["voiceCall"];
+            if call["VendorCallKey"].as_str() != Some(hangup.contact_id.as_str()) {
+                return Ok(false);
+            }
+            if !call["CustomerHoldDuration"].is_null() || tokio::time::Instant::now() >= deadline {
+                return Ok(true);
+            }
+            tokio::time::sleep(SYNC_POLL).await;
+        }
     }
 
     async fn with_retries<F, Fut>(&self, mut attempt: F) -> Result<Value, String>
