@@ -17,6 +17,7 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -110,6 +111,13 @@ struct BusSection {
 #[serde(deny_unknown_fields)]
 struct ObjectsSection {
     url: Option<String>,
+    /// With `s3://`: the S3-compatible service's URL, region and credentials (else the
+    /// standard `AWS_*` environment variables).
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    allow_http: Option<bool>,
     #[serde(default)]
     expiration: Vec<crate::rules::ExpirationSection>,
 }
@@ -231,6 +239,8 @@ pub struct Config {
     pub bus_url: String,
     /// The object store's root directory (CTR backups): `file:///PATH` or a path.
     pub objects_dir: PathBuf,
+    /// `objects.url = "s3://BUCKET[/PREFIX]"`: the S3-compatible bucket instead of a directory.
+    pub objects_s3: Option<S3Objects>,
     /// When the server re-syncs VoiceCalls that missed their CTR (`rate(…)` or `cron(…)`).
     pub ctr_resync_schedule: String,
     /// Extra CTR values synced to custom VoiceCall fields.
@@ -269,6 +279,7 @@ impl fmt::Debug for Config {
             .field("call_centers", &self.call_centers)
             .field("bus_url", &redact_url(&self.bus_url))
             .field("objects_dir", &self.objects_dir)
+            .field("objects_s3", &self.objects_s3)
             .field("ctr_resync_schedule", &self.ctr_resync_schedule)
             .finish()
     }
@@ -786,11 +797,14 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         "VOXBRIDGE_OBJECTS_URL",
         from_file(|c| c.objects.url.as_ref(), "objects.url"),
     )? {
+        Some((url, _)) if url.trim().starts_with("s3://") => data_dir.join("objects"),
         Some((url, origin)) => {
             let url = url.trim();
             let path = match url.split_once("://") {
                 Some(("file", p)) => p,
-                Some(_) => bail!("{origin} is `{url}`, expected file:///PATH or a directory"),
+                Some(_) => {
+                    bail!("{origin} is `{url}`, expected file:///PATH, a directory or s3://BUCKET[/PREFIX]")
+                }
                 None => url,
             };
             if path.is_empty() {
@@ -802,6 +816,38 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
             }
         }
         None => data_dir.join("objects"),
+    };
+    let objects_s3 = match string_setting(
+        None,
+        env,
+        "VOXBRIDGE_OBJECTS_URL",
+        from_file(|c| c.objects.url.as_ref(), "objects.url"),
+    )? {
+        Some((url, origin)) if url.trim().starts_with("s3://") => {
+            let (bucket, prefix) = S3Objects::parse_url(url.trim()).map_err(|e| anyhow!("{origin}: {e}"))?;
+            let section = file.map(|f| &f.config.objects);
+            let pick = |v: Option<&Option<String>>| v.and_then(Option::as_ref).map(|s| s.trim().to_string());
+            let s3 = S3Objects {
+                bucket,
+                prefix,
+                endpoint: pick(section.map(|o| &o.endpoint)),
+                region: pick(section.map(|o| &o.region)),
+                access_key_id: pick(section.map(|o| &o.access_key_id)),
+                secret_access_key: pick(section.map(|o| &o.secret_access_key)),
+                allow_http: section.and_then(|o| o.allow_http).unwrap_or(false),
+            };
+            if let (Some(e), Some(f)) = (&s3.endpoint, file) {
+                if !(e.starts_with("https://") || e.starts_with("http://")) {
+                    bail!("{} is `{e}`, expected an http(s) URL", f.origin("objects.endpoint"));
+                }
+            }
+            if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+                let f = file.map(|f| f.origin("objects.access_key_id").to_string()).unwrap_or_default();
+                bail!("{f}: give both `objects.access_key_id` and `objects.secret_access_key`, or neither (then AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY apply)");
+            }
+            Some(s3)
+        }
+        _ => None,
     };
     let ctr_resync_schedule = match string_setting(
         None,
@@ -859,12 +905,99 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         flows_dir: None,
         bus_url,
         objects_dir,
+        objects_s3,
         ctr_resync_schedule,
         ctr_fields,
         messaging,
         rules,
         object_expiration,
     })
+}
+
+/// An S3-compatible bucket as the object store (`objects.url = "s3://BUCKET[/PREFIX]"`).
+/// Unset values come from the standard `AWS_*` environment variables
+/// (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …).
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Objects {
+    pub bucket: String,
+    /// Keys are stored under this prefix (no leading or trailing `/`).
+    pub prefix: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    /// Never printed.
+    pub secret_access_key: Option<String>,
+    /// Allows a plain `http://` endpoint (MinIO and other local services).
+    pub allow_http: bool,
+}
+
+impl fmt::Debug for S3Objects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Objects")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "***"))
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+impl S3Objects {
+    /// The bucket and prefix of `s3://BUCKET[/PREFIX]`. Bucket names follow S3's rules:
+    /// 3 to 63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or
+    /// digit.
+    pub fn parse_url(url: &str) -> Result<(String, Option<String>)> {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| anyhow!("`{url}` is not an s3:// URL"))?;
+        if rest.contains(['?', '#']) {
+            bail!("`{url}` has a query or fragment; give the endpoint, region and credentials as `objects.*` keys or AWS_* variables");
+        }
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+            && edge_ok(bucket.chars().next())
+            && edge_ok(bucket.chars().last());
+        if !valid {
+            bail!(
+                "`{bucket}` in `{url}` is not a bucket name (3 to 63 lowercase letters, digits, `.` and `-`, \
+                 starting and ending with a letter or digit)"
+            );
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
+            bail!("the prefix `{prefix}` in `{url}` has empty, `.` or `..` parts");
+        }
+        Ok((bucket.to_string(), (!prefix.is_empty()).then(|| prefix.to_string())))
+    }
+
+    /// The bucket as an `object_store` (the prefix applied). Builds the client only: no
+    /// request is sent, so a wrong endpoint or credentials show on first use.
+    pub fn object_store(&self) -> Result<Arc<dyn object_store::ObjectStore>> {
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&self.bucket);
+        if let Some(e) = &self.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let Some(r) = &self.region {
+            b = b.with_region(r);
+        }
+        if let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) {
+            b = b.with_access_key_id(id).with_secret_access_key(secret);
+        }
+        if self.allow_http {
+            b = b.with_allow_http(true);
+        }
+        // The builder's errors name settings, never their values.
+        let store = b
+            .build()
+            .map_err(|e| anyhow!("cannot set up the S3 object store of bucket `{}`: {e}", self.bucket))?;
+        Ok(match &self.prefix {
+            Some(p) => Arc::new(object_store::prefix::PrefixStore::new(store, p.as_str())),
+            None => Arc::new(store),
+        })
+    }
 }
 
 /// Checks `[messaging]`: webhooks are http(s) URLs, delays are positive.
@@ -1042,6 +1175,60 @@ mod tests {
     }
 
     #[test]
+    fn s3_object_store_settings() {
+        let o = Overrides::default();
+        let text = "version = 1\n[objects]\nurl = \"s3://vb-backups/prod/ctr-store/\"\n\
+                    endpoint = \"http://127.0.0.1:9000\"\nregion = \"us-east-1\"\n\
+                    access_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"s3cr3t-value\"\nallow_http = true\n";
+        let c = from_text(text, &o, &Env::new()).unwrap();
+        let s3 = c.objects_s3.clone().unwrap();
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_deref()), ("vb-backups", Some("prod/ctr-store")));
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(s3.allow_http);
+        // The secret is never printed.
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t-value") && shown.contains("vb-backups"), "{shown}");
+        // Building the client sends nothing.
+        assert!(s3.object_store().is_ok());
+
+        let c = from_text("version = 1\n[objects]\nurl = \"s3://bucket\"\n", &o, &Env::new()).unwrap();
+        let s3 = c.objects_s3.unwrap();
+        assert_eq!((s3.bucket.as_str(), s3.prefix, s3.region), ("bucket", None, None));
+        let c = resolve(None, &o, &env(&[("VOXBRIDGE_OBJECTS_URL", "s3://from-env/x")])).unwrap();
+        assert_eq!(c.objects_s3.map(|s| s.bucket), Some("from-env".into()));
+        let c = resolve(None, &o, &env(&[("VOXBRIDGE_OBJECTS_URL", "/srv/objects")])).unwrap();
+        assert!(c.objects_s3.is_none());
+
+        for (url, expected) in [
+            ("s3://", "is not a bucket name"),
+            ("s3://ab", "is not a bucket name"),
+            ("s3://Upper", "is not a bucket name"),
+            ("s3://-bucket", "is not a bucket name"),
+            ("s3://bucket?region=x", "has a query or fragment"),
+            ("s3://bucket/a/../b", "has empty, `.` or `..` parts"),
+            ("s3://bucket/a//b", "has empty, `.` or `..` parts"),
+        ] {
+            let text = format!("version = 1\n[objects]\nurl = \"{url}\"\n");
+            let m = err(from_text(&text, &o, &Env::new()));
+            assert!(m.contains("`objects.url`") && m.contains(expected), "{url}: {m}");
+        }
+        let m = err(from_text(
+            "version = 1\n[objects]\nurl = \"s3://bucket\"\naccess_key_id = \"AKID\"\n",
+            &o,
+            &Env::new(),
+        ));
+        assert!(m.contains("both `objects.access_key_id` and `objects.secret_access_key`"), "{m}");
+        let m = err(from_text(
+            "version = 1\n[objects]\nurl = \"s3://bucket\"\nendpoint = \"minio:9000\"\n",
+            &o,
+            &Env::new(),
+        ));
+        assert!(m.contains("`objects.endpoint`") && m.contains("http(s) URL"), "{m}");
+        let m = err(from_text("version = 1\n[objects]\nurl = \"gs://bucket\"\n", &o, &Env::new()));
+        assert!(m.contains("s3://BUCKET[/PREFIX]"), "{m}");
+    }
+
+    #[test]
     fn example_file_parses_with_every_key() {
         let text = include_str!("../../../docs/examples/voxbridge.toml");
         let c = from_text(text, &Overrides::default(), &Env::new()).unwrap();
@@ -1073,8 +1260,8 @@ mod tests {
         assert_eq!(c.objects_dir, PathBuf::from("/srv/objects"));
         let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_BUS_URL", "redis://x")])));
         assert!(m.contains("VOXBRIDGE_BUS_URL") && m.contains("nats://"), "{m}");
-        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_OBJECTS_URL", "s3://bucket")])));
-        assert!(m.contains("file:///PATH"), "{m}");
+        let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_OBJECTS_URL", "ftp://host/x")])));
+        assert!(m.contains("VOXBRIDGE_OBJECTS_URL is `ftp://host/x`"), "{m}");
         let m = err(resolve(None, &o, &env(&[("VOXBRIDGE_CTR_RESYNC_SCHEDULE", "hourly")])));
         assert!(m.contains("rate(15 minutes)"), "{m}");
         let m = err(from_text("version = 1\n[ctr.fields]\n\"bad name\" = \"A\"\n", &o, &Env::new()));
