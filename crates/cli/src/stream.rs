@@ -2,7 +2,8 @@
 //! Kinesis-style (`PutRecord`, `GetRecords` from a starting position).
 //!
 //! They open the configured bus (`bus.url`: by default the data dir's `bus.db`, which the
-//! running server shares safely, or the same NATS server), not the server's HTTP API.
+//! running server shares safely, or the same NATS server). With `--url`, `put` and `tail`
+//! go through a server's `/streams/v1` API instead, as the demo call center.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -51,6 +52,9 @@ pub struct PutArgs {
     /// The record's data (usually JSON); `-` reads standard input.
     #[arg(value_name = "DATA")]
     content: String,
+    /// Put through the server at this root URL (`/streams/v1`) instead of opening the bus.
+    #[arg(long, value_name = "BASE")]
+    url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +72,9 @@ pub struct TailArgs {
     /// Stop after this many records.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// Read through the server at this root URL (`/streams/v1`) instead of opening the bus.
+    #[arg(long, value_name = "BASE")]
+    url: Option<String>,
 }
 
 /// Parses `--from`.
@@ -119,6 +126,15 @@ fn not_found_hint(e: BusError, stream: &str) -> anyhow::Error {
 
 /// `voxbridge stream …`
 pub fn run(command: &StreamCommand, config: &Config) -> Result<()> {
+    match command {
+        StreamCommand::Put(a) if a.url.is_some() => {
+            return crate::runtime()?.block_on(remote::put(a, config))
+        }
+        StreamCommand::Tail(a) if a.url.is_some() => {
+            return crate::runtime()?.block_on(remote::tail(a, config))
+        }
+        _ => {}
+    }
     crate::runtime()?.block_on(async {
         let bus = crate::pipelines::open_bus(config).await?;
         let result = match command {
@@ -206,6 +222,143 @@ async fn tail(bus: &dyn voxbridge_bus::Bus, a: &TailArgs) -> Result<()> {
                 () = tokio::time::sleep(FOLLOW_POLL) => {}
             }
         }
+    }
+}
+
+/// `put` and `tail` over a server's streams API.
+mod remote {
+    use super::*;
+    use crate::datadir::DataDir;
+
+    struct Api {
+        client: reqwest::Client,
+        base: String,
+        data: DataDir,
+        setup: crate::datadir::SetupFile,
+        audience: String,
+    }
+
+    impl Api {
+        fn new(url: &str, config: &Config) -> Result<Api> {
+            let data = DataDir::new(&config.data_dir);
+            let setup = data.read_setup()?;
+            let base = url.trim_end_matches('/').to_string();
+            Ok(Api {
+                client: crate::calls::client(&base, &data)?,
+                base,
+                data,
+                setup,
+                audience: config.audience.clone(),
+            })
+        }
+
+        /// Sends with a fresh token; the answer's JSON, or the server's message as the error.
+        async fn send(&self, req: reqwest::RequestBuilder, url: &str) -> Result<Value> {
+            let call_center = voxbridge_core::setup::DEMO_CALL_CENTER;
+            let token =
+                crate::token::mint(&self.data, &self.setup, call_center, None, &self.audience, 60, true)?;
+            let resp = req.bearer_auth(token).send().await.with_context(|| {
+                format!("cannot reach {url}; is `voxbridge serve` running there? (set --url)")
+            })?;
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            if !status.is_success() {
+                let message = value.get("message").and_then(Value::as_str).map(str::to_string);
+                bail!("{url} answered {status}: {}", message.unwrap_or_else(|| value.to_string()));
+            }
+            Ok(value)
+        }
+
+        fn records_url(&self, stream: &str) -> String {
+            let name: String = stream
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{}/streams/v1/{name}/records", self.base)
+        }
+    }
+
+    pub async fn put(a: &PutArgs, config: &Config) -> Result<()> {
+        if a.create {
+            bail!("--create works on the bus itself, not over --url; create the stream on the server's host");
+        }
+        let api = Api::new(a.url.as_deref().unwrap_or_default(), config)?;
+        let data = if a.content == "-" {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).context("cannot read standard input")?;
+            buf
+        } else {
+            a.content.as_bytes().to_vec()
+        };
+        let url = api.records_url(&a.stream);
+        let body = json!({"partitionKey": a.partition_key,
+            "data": base64::engine::general_purpose::STANDARD.encode(&data)});
+        let answer = api.send(api.client.post(&url).json(&body), &url).await?;
+        println!("{}", json!({"SequenceNumber": answer["sequenceNumber"], "ShardId": answer["shardId"]}));
+        Ok(())
+    }
+
+    pub async fn tail(a: &TailArgs, config: &Config) -> Result<()> {
+        let api = Api::new(a.url.as_deref().unwrap_or_default(), config)?;
+        let url = api.records_url(&a.stream);
+        let mut query: Vec<(&str, String)> = match starting_position(&a.from)? {
+            StartingPosition::TrimHorizon => vec![("from", "TRIM_HORIZON".into())],
+            StartingPosition::Latest => vec![("from", "LATEST".into())],
+            StartingPosition::AtTimestamp(ms) => {
+                vec![("from", "AT_TIMESTAMP".into()), ("timestamp", ms.to_string())]
+            }
+            StartingPosition::AfterSequence(s) => vec![("after", s.to_string())],
+        };
+        let mut printed = 0usize;
+        let mut stdout = std::io::stdout();
+        loop {
+            // The API returns at most 1000 records per read.
+            let want = a.limit.map_or(1000, |l| l.saturating_sub(printed).min(1000));
+            if want == 0 {
+                return Ok(());
+            }
+            let mut q = query.clone();
+            q.push(("limit", want.to_string()));
+            let answer = api.send(api.client.get(&url).query(&q), &url).await?;
+            let records = answer["records"].as_array().cloned().unwrap_or_default();
+            for r in &records {
+                writeln!(stdout, "{}", render(&record(r)?)).context("cannot write standard output")?;
+                printed += 1;
+            }
+            stdout.flush().ok();
+            if let Some(next) = answer["nextAfter"].as_str() {
+                query = vec![("after", next.to_string())];
+            }
+            if records.len() < want {
+                if !a.follow {
+                    return Ok(());
+                }
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                    () = tokio::time::sleep(FOLLOW_POLL) => {}
+                }
+            }
+        }
+    }
+
+    /// A record of the API's answer as the bus's record, for [`render`].
+    fn record(r: &Value) -> Result<BusRecord> {
+        let seq = r["sequenceNumber"].as_str().unwrap_or_default();
+        Ok(BusRecord {
+            sequence_number: voxbridge_bus::SequenceNumber::parse(seq)
+                .map_err(|e| anyhow::anyhow!("the server sent a bad record: {e}"))?,
+            partition_key: r["partitionKey"].as_str().unwrap_or_default().to_string(),
+            data: base64::engine::general_purpose::STANDARD
+                .decode(r["data"].as_str().unwrap_or_default())
+                .context("the server sent a record whose data is not base64")?,
+            approximate_arrival_timestamp_ms: r["approximateArrivalTimestamp"].as_i64().unwrap_or(0),
+        })
     }
 }
 
