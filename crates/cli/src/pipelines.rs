@@ -206,29 +206,40 @@ impl CtrSync {
         let Some(contact_id) = ctr_sync::contact_id(ctr) else {
             return Ok(Outcome::Skipped(SkipReason::MissingContactId));
         };
-        self.backup(contact_id, ctr).await?;
-        self.apply(ctr).await
+        let first = self.backup(contact_id, ctr).await?;
+        self.apply_checked(ctr, !first).await
     }
 
-    /// Stores the CTR at `ctr/<ContactId>.json` unless the stored one is newer.
-    pub async fn backup(&self, contact_id: &str, ctr: &Value) -> Result<()> {
+    /// Stores the CTR at `ctr/<ContactId>.json` unless the stored one is newer; whether it
+    /// is the contact's first backup.
+    pub async fn backup(&self, contact_id: &str, ctr: &Value) -> Result<bool> {
         let key = backup_key(contact_id);
-        if let Some(old) = self.objects.get(&key).await? {
+        let old = self.objects.get(&key).await?;
+        let first = old.is_none();
+        if let Some(old) = old {
             let old: Value = serde_json::from_slice(&old).unwrap_or(Value::Null);
             if let (Some(stored), Some(incoming)) =
                 (ctr_sync::last_update_ms(&old), ctr_sync::last_update_ms(ctr))
             {
                 if stored > incoming {
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
-        self.objects.put(&key, serde_json::to_vec_pretty(ctr)?).await
+        self.objects.put(&key, serde_json::to_vec_pretty(ctr)?).await?;
+        Ok(first)
     }
 
     /// Applies a CTR (already backed up) to its VoiceCall: skip rules, ordering, transform,
     /// update or create.
     pub async fn apply(&self, ctr: &Value) -> Result<Outcome> {
+        self.apply_checked(ctr, true).await
+    }
+
+    /// [`CtrSync::apply`]; `check_applied` false skips reading what was applied before,
+    /// for a contact whose first backup was just stored (deleting a backup drops its tags,
+    /// so nothing can have been applied).
+    async fn apply_checked(&self, ctr: &Value, check_applied: bool) -> Result<Outcome> {
         if let Err(reason) = ctr_sync::should_process(ctr) {
             if let Some(id) = ctr_sync::contact_id(ctr) {
                 self.tag(id, &[(TAG_STATUS, format!("skipped: {reason}"))]).await;
@@ -237,7 +248,11 @@ impl CtrSync {
         }
         let contact_id = ctr_sync::contact_id(ctr).unwrap_or_default().to_string();
         let key = backup_key(&contact_id);
-        let tags = self.objects.tags(&key).await.unwrap_or_default();
+        let tags = if check_applied {
+            self.objects.tags(&key).await.unwrap_or_default()
+        } else {
+            Default::default()
+        };
         let applied = tags.get(TAG_APPLIED).and_then(|t| ctr_sync::parse_time_ms(t));
         let incoming = ctr_sync::last_update_ms(ctr);
         if !ctr_sync::supersedes(incoming, applied) {
