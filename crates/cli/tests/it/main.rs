@@ -16,6 +16,7 @@ mod python_client;
 mod rules;
 mod sample_flows;
 mod serving;
+mod streams_http;
 mod tidy;
 
 use std::path::Path;
