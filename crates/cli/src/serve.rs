@@ -57,6 +57,13 @@ pub async fn run(config: &Config) -> Result<()> {
             s3.bucket
         );
     }
+    // Listening for stop signals from the start: a SIGTERM while the server starts up then
+    // stops it gracefully once started, instead of killing it half-way.
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(());
+    });
     let data = DataDir::new(&config.data_dir);
     let (store, provisioned) = prepare(config).await?;
     if provisioned.created.is_some() {
@@ -214,7 +221,7 @@ pub async fn run(config: &Config) -> Result<()> {
     println!("Press Ctrl-C to stop.");
 
     let failed = tokio::select! {
-        _ = shutdown_signal() => None,
+        _ = signal_rx => None,
         Some(done) = servers.join_next() => Some(done),
     };
     let _ = stop_tx.send(true);
