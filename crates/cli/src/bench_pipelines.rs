@@ -91,6 +91,21 @@ struct Throughput {
     records: u64,
     seconds: f64,
     per_sec: f64,
+    /// CPU time (user + system, all threads: the sync, the bus and the CRM server of this
+    /// process) per record; unlike `per_sec` it hardly changes when other processes share
+    /// the cores. `None` without `/proc`.
+    cpu_ms_per_record: Option<f64>,
+}
+
+/// This process's CPU time so far (user + system), from `/proc/self/stat`.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces): state is the first, utime and
+    // stime the 12th and 13th, in USER_HZ ticks (100 per second in Linux's /proc ABI).
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks.saturating_mul(10)))
 }
 
 #[derive(Debug, Serialize)]
@@ -332,6 +347,7 @@ async fn consume_all(
 ) -> Result<Throughput> {
     let seen = Arc::new(Seen::default());
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let (stop, consumer) = spawn_consumer(bus, options, handler, seen.clone());
     let limit = Duration::from_secs(600);
     while seen.done.load(Ordering::SeqCst) < n {
@@ -346,9 +362,15 @@ async fn consume_all(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     let _ = stop.send(true);
     let _ = consumer.await;
-    Ok(Throughput { records: n, seconds, per_sec: n as f64 / seconds.max(1e-9) })
+    Ok(Throughput {
+        records: n,
+        seconds,
+        per_sec: n as f64 / seconds.max(1e-9),
+        cpu_ms_per_record: cpu.map(|c| c.as_secs_f64() * 1000.0 / n.max(1) as f64),
+    })
 }
 
 fn spawn_consumer(
@@ -470,6 +492,9 @@ fn render(r: &BusReport, args: &PipelinesArgs) -> String {
         thousands(r.baseline.per_sec),
         thousands(r.sync.per_sec)
     );
+    if let Some(ms) = r.sync.cpu_ms_per_record {
+        let _ = writeln!(o, "  CPU per CTR (all threads)  {ms:.2} ms");
+    }
     for (name, lag) in [("baseline", &r.baseline_lag), ("sync", &r.sync_lag)] {
         let _ = writeln!(
             o,
