@@ -17,7 +17,6 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -914,9 +913,9 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
     })
 }
 
-/// An S3-compatible bucket as the object store (`objects.url = "s3://BUCKET[/PREFIX]"`).
-/// Unset values come from the standard `AWS_*` environment variables
-/// (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …).
+/// An S3-compatible bucket as the object store (`objects.url = "s3://BUCKET[/PREFIX]"`),
+/// checked when the configuration loads; `serve` refuses it while the object store keeps
+/// its tags and events beside a local directory.
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3Objects {
     pub bucket: String,
@@ -971,32 +970,6 @@ impl S3Objects {
             bail!("the prefix `{prefix}` in `{url}` has empty, `.` or `..` parts");
         }
         Ok((bucket.to_string(), (!prefix.is_empty()).then(|| prefix.to_string())))
-    }
-
-    /// The bucket as an `object_store` (the prefix applied). Builds the client only: no
-    /// request is sent, so a wrong endpoint or credentials show on first use.
-    pub fn object_store(&self) -> Result<Arc<dyn object_store::ObjectStore>> {
-        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&self.bucket);
-        if let Some(e) = &self.endpoint {
-            b = b.with_endpoint(e);
-        }
-        if let Some(r) = &self.region {
-            b = b.with_region(r);
-        }
-        if let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) {
-            b = b.with_access_key_id(id).with_secret_access_key(secret);
-        }
-        if self.allow_http {
-            b = b.with_allow_http(true);
-        }
-        // The builder's errors name settings, never their values.
-        let store = b
-            .build()
-            .map_err(|e| anyhow!("cannot set up the S3 object store of bucket `{}`: {e}", self.bucket))?;
-        Ok(match &self.prefix {
-            Some(p) => Arc::new(object_store::prefix::PrefixStore::new(store, p.as_str())),
-            None => Arc::new(store),
-        })
     }
 }
 
@@ -1188,8 +1161,6 @@ mod tests {
         // The secret is never printed.
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cr3t-value") && shown.contains("vb-backups"), "{shown}");
-        // Building the client sends nothing.
-        assert!(s3.object_store().is_ok());
 
         let c = from_text("version = 1\n[objects]\nurl = \"s3://bucket\"\n", &o, &Env::new()).unwrap();
         let s3 = c.objects_s3.unwrap();

@@ -49,8 +49,6 @@ pub async fn prepare(config: &Config) -> Result<(Arc<dyn Store>, Provisioned)> {
 
 pub async fn run(config: &Config) -> Result<()> {
     if let Some(s3) = &config.objects_s3 {
-        // Checked first, so a mistake in the S3 settings is reported as such.
-        s3.object_store()?;
         bail!(
             "`objects.url` names the S3 bucket `{}`, but the CTR backups, object events and tags of \
              this version live in a local directory; set `objects.url` to file:///PATH or a directory",
