@@ -14,6 +14,7 @@ const state = {
   callback: null, // the accepted callback's work (kind "callback") until its outcome is recorded
   queues: [],
   tab: 'agent',
+  signals: { callId: null, sentiment: new Map(), categories: [] }, // the call in focus's signals
 };
 
 async function api(method, path, body, token = state.token) {
@@ -90,7 +91,10 @@ async function start() {
   window.voxbridgeToolkit = toolkit;
   toolkit.addEventListener('vb:message', (e) => onMessage(e.detail));
   for (const name of EVENTS) toolkit.addEventListener(name, (e) => onToolkitEvent(name, e.detail));
-  toolkit.addConversationEventListener('INTELLIGENCE_SIGNAL', (e) => logEvent('INTELLIGENCE_SIGNAL', e.detail));
+  toolkit.addConversationEventListener('INTELLIGENCE_SIGNAL', (e) => {
+    logEvent('INTELLIGENCE_SIGNAL', e.detail);
+    onSignals(e.detail);
+  });
   try {
     await toolkit.connect();
   } catch (err) {
@@ -145,6 +149,7 @@ function onMessage(msg) {
     case 'assigned':
       if (state.offer?.workId === d.workId) setOffer(null);
       $('#transcript').replaceChildren();
+      clearSignals();
       setCallback(d.kind === 'callback' ? d : null);
       focusCall(d.workId);
       break;
@@ -197,6 +202,64 @@ function onToolkitEvent(name, detail) {
     $('#call-status').textContent = 'Call ended';
     enableCallControls(false);
   }
+  if (name === 'callended') clearSignals();
+}
+
+// ----- intelligence signals -----
+
+const TREND = 5; // sentiment values kept per participant
+const PARTICIPANTS = { CUSTOMER: 'Customer', AGENT: 'Agent' };
+
+function onSignals(detail) {
+  const sig = state.signals;
+  if (detail.callId && sig.callId && detail.callId !== sig.callId) clearSignals();
+  sig.callId = detail.callId ?? sig.callId;
+  for (const ev of detail.events ?? []) {
+    const at = ev.startTime ?? Date.now();
+    if (ev.type === 'IntelligenceSignal__Sentiment') {
+      const value = Number(ev.value);
+      if (!Number.isFinite(value)) continue;
+      const who = ev.participant ?? 'CUSTOMER';
+      const list = sig.sentiment.get(who) ?? [];
+      list.push({ value, score: ev.score, at });
+      while (list.length > TREND) list.shift();
+      sig.sentiment.set(who, list);
+    } else if (ev.type === 'IntelligenceSignal__Category' && ev.value != null) {
+      sig.categories.push({ name: String(ev.value), at });
+    }
+  }
+  showSignals();
+}
+
+function clearSignals() {
+  state.signals = { callId: null, sentiment: new Map(), categories: [] };
+  showSignals();
+}
+
+function sentimentClass(v) {
+  return v >= 100 ? 'positive' : v <= -100 ? 'negative' : 'neutral';
+}
+
+function showSignals() {
+  const sig = state.signals;
+  $('#signals-empty').hidden = sig.sentiment.size > 0 || sig.categories.length > 0;
+  $('#sentiment').replaceChildren(...[...sig.sentiment.entries()].map(([who, list]) => {
+    const last = list[list.length - 1];
+    const fill = el('span', { class: `fill ${sentimentClass(last.value)}` });
+    // The bar grows from the middle: right for positive, left for negative (±1000 = full half).
+    const half = Math.min(50, (Math.abs(last.value) / 1000) * 50);
+    fill.style.width = `${half}%`;
+    fill.style.left = last.value >= 0 ? '50%' : `${50 - half}%`;
+    const prev = list.length > 1 ? list[list.length - 2].value : null;
+    const arrow = prev == null ? '' : last.value > prev ? '↑' : last.value < prev ? '↓' : '→';
+    return el('div', { class: `sentiment ${sentimentClass(last.value)}`, 'data-participant': who, 'data-value': String(last.value) },
+      el('span', { class: 'who' }, PARTICIPANTS[who] ?? who),
+      el('span', { class: 'meter', title: `${last.value} of ±1000` }, fill),
+      el('span', { class: 'score' }, `${last.value > 0 ? '+' : ''}${last.value}${arrow ? ` ${arrow}` : ''}`),
+      el('span', { class: 'trend muted' }, list.map((x) => x.value).join(' → ')));
+  }));
+  $('#categories').replaceChildren(...sig.categories.map((c) => el('li', { class: 'chip', 'data-category': c.name },
+    c.name, el('time', {}, new Date(c.at).toLocaleTimeString()))));
 }
 
 // ----- presence -----
@@ -337,12 +400,33 @@ function showCall() {
   for (const id of ['#record-save', '#raise-flag', '#add-note', '#nba-btn']) $(id).disabled = false;
   $('#lower-flag').disabled = !c.flag;
   $('#flag-state').textContent = c.flag ? `Flag raised: ${c.flag.text}` : 'No flag raised';
-  const v = c.voiceCall;
-  const dl = $('#record-fields');
-  dl.replaceChildren();
-  for (const k of ['Id', 'VendorCallKey', 'CallType', 'CallDisposition', 'FromPhoneNumber', 'ToPhoneNumber', 'QueueName', 'CallStartDateTime']) {
-    if (v[k] != null) dl.append(el('dt', {}, k), el('dd', { 'data-field': k }, String(v[k])));
+  showRecord(c.voiceCall);
+}
+
+const RECORD_GROUPS = [
+  ['Call details', ['Id', 'VendorCallKey', 'CallType', 'FromPhoneNumber', 'ToPhoneNumber', 'QueueName', 'CallStartDateTime', 'CallEndDateTime', 'CallDurationInSeconds']],
+  ['Resolution', ['CallDisposition', 'CallResolution']],
+];
+
+function showRecord(v) {
+  const related = v.RelatedRecordId || '';
+  $('#related-label').textContent = related || 'None';
+  $('#related-label').dataset.id = related;
+  $('#related-label').disabled = false;
+  const typeName = v.RecordType?.Name ?? v.RecordTypeName ?? null;
+  $('#record-type').textContent = typeName ? `${typeName}${v.RecordTypeId ? ` (${v.RecordTypeId})` : ''}` : (v.RecordTypeId ?? 'Default');
+  const groups = [...RECORD_GROUPS,
+    ['Custom fields', Object.keys(v).filter((k) => k.endsWith('__c')).sort()]];
+  const box = $('#record-fields');
+  box.replaceChildren();
+  for (const [title, keys] of groups) {
+    const dl = el('dl');
+    for (const k of keys) {
+      if (v[k] != null && v[k] !== '') dl.append(el('dt', {}, k), el('dd', { 'data-field': k }, String(v[k])));
+    }
+    if (dl.children.length) box.append(el('section', { class: 'record-group', 'data-group': title }, el('h3', {}, title), dl));
   }
+  if (document.activeElement !== $('#f-related')) $('#f-related').value = related;
   if (document.activeElement !== $('#f-resolution')) $('#f-resolution').value = v.CallResolution ?? '';
   if (document.activeElement !== $('#f-description')) $('#f-description').value = v.Description ?? '';
 }
@@ -353,6 +437,7 @@ function enableCallControls(on) {
 
 function clearCall(text) {
   state.call = null;
+  clearSignals();
   $('#call-status').textContent = text;
   $('#call-flags').textContent = '';
   $('#hold-banner').hidden = true;
@@ -426,12 +511,18 @@ $('#wrapup-done').addEventListener('click', wrapUpDone);
 
 // ----- record -----
 
+$('#related-label').addEventListener('click', () => $('#f-related').focus());
 $('#record-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   if (!state.call) return;
   try {
-    await t().updateRecord({ CallResolution: $('#f-resolution').value, Description: $('#f-description').value }, state.call.voiceCall.Id);
+    const fields = { CallResolution: $('#f-resolution').value, Description: $('#f-description').value };
+    const related = $('#f-related').value.trim();
+    // Sent only when changed: an emptied field unlinks the record.
+    if (related !== (state.call.voiceCall.RelatedRecordId || '')) fields.RelatedRecordId = related || null;
+    await t().updateRecord(fields, state.call.voiceCall.Id);
     $('#record-msg').textContent = `Saved ${new Date().toLocaleTimeString()}`;
+    await refreshCall();
   } catch (err) {
     $('#record-msg').textContent = err.message;
   }

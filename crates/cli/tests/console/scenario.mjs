@@ -1,6 +1,7 @@
 // Drives the agent console in headless Chromium against a running `voxbridge serve`:
 // a Voice Extension registered on the Voice Extension page, a call created and routed through
-// the Telephony API, offered to agent A, accepted, transcribed, held (lines said on hold never
+// the Telephony API, offered to agent A, accepted, transcribed, shown real-time intelligence
+// signals (sentiment and a category), related to a record, held (lines said on hold never
 // appear), resumed, flagged, transferred to a queue, taken by agent B, ended and wrapped up.
 // Every wait is for a selector or an event, with a timeout; a screenshot is saved per step.
 //
@@ -70,6 +71,12 @@ async function say(text) {
     participantId: 'caller', messageId: `${KEY}-m${lineNo}`, startTime: now, endTime: now + 500,
     content: text, senderType: 'END_USER',
   });
+  return r.status;
+}
+
+/** Real-time conversation events (intelligence signals) of the call, as a telephony system posts them. */
+async function signals(events) {
+  const r = await telephony('POST', `/voiceCalls/${KEY}/realtimeConversationEvents`, { service: 'ContactLens', events });
   return r.status;
 }
 
@@ -162,6 +169,28 @@ async function main() {
     await a.waitForSelector(transcriptLine('It was charged twice'));
     await snap(a, 'transcript');
 
+    // Real-time intelligence signals: the customer's sentiment as a bar with its trend, a category chip.
+    const t0 = Date.now();
+    check((await signals([
+      { type: 'IntelligenceSignal__Sentiment', value: -250, startTime: t0, participant: 'CUSTOMER', score: 800 },
+      { type: 'IntelligenceSignal__Category', value: 'RefundRequest', startTime: t0 + 1 },
+    ])) === 202, 'the first signals are accepted');
+    await a.waitForSelector('#sentiment .sentiment.negative[data-participant="CUSTOMER"][data-value="-250"]');
+    await a.waitForSelector('#categories li.chip[data-category="RefundRequest"]');
+    check((await signals([
+      { type: 'IntelligenceSignal__Sentiment', value: 420.5, startTime: t0 + 2, participant: 'CUSTOMER', score: 900 },
+    ])) === 202, 'the second sentiment is accepted');
+    await a.waitForSelector('#sentiment .sentiment.positive[data-participant="CUSTOMER"][data-value="420.5"]');
+    await a.waitForSelector('#sentiment .sentiment[data-participant="CUSTOMER"] .trend:has-text("-250 → 420.5")');
+    await a.waitForSelector('#signals-empty', { state: 'hidden' });
+    // The record panel: grouped fields, and the related record edited from the form.
+    await a.waitForSelector(`#record-fields section[data-group="Call details"] dd[data-field="VendorCallKey"]:has-text("${KEY}")`);
+    await a.waitForSelector('#related-label:has-text("None")');
+    await a.fill('#f-related', callId);
+    await a.click('#record-save');
+    await a.waitForSelector(`#related-label[data-id="${callId}"]`);
+    await snap(a, 'intelligence-signals');
+
     await a.click('#btn-hold');
     await a.waitForSelector('#hold-banner:not([hidden])');
     await a.waitForSelector('#events li[data-event="hold"]');
@@ -197,6 +226,9 @@ async function main() {
     await a.click('#transfer-btn');
     await a.waitForSelector('#call-status:has-text("Transferred")');
     await a.waitForSelector('#events li[data-event="callended"]');
+    // The call left this console: its signals are cleared.
+    await a.waitForSelector('#signals-empty:not([hidden])');
+    check(!(await a.$('#sentiment .sentiment')), 'the sentiment stayed after the call left');
     await b.waitForSelector('#offer:not([hidden])');
     await snap(b, 'agent-b-offer');
     await b.click('#accept');

@@ -1,7 +1,8 @@
 //! The agent console in a real browser: tests/console/scenario.mjs drives headless Chromium
 //! (Playwright's `playwright-core` from npm, Debian's `chromium`) against a real
 //! `voxbridge serve` — a Voice Extension registered on the Voice Extension page, a call created
-//! and routed through the Telephony API, accepted by one agent, transcribed, held (lines said on
+//! and routed through the Telephony API, accepted by one agent, transcribed, shown real-time
+//! intelligence signals (sentiment and a category), related to a record, held (lines said on
 //! hold never appear), resumed, flagged, transferred to a queue, taken by a second agent, ended
 //! and wrapped up with `wrapupended` fired. Screenshots of every step go to
 //! `target/console-screenshots/`.
@@ -115,6 +116,7 @@ fn console_call_from_offer_to_wrap_up_in_a_browser() {
             "offer",
             "accepted-extension-muted",
             "transcript",
+            "intelligence-signals",
             "on-hold",
             "resumed",
             "supervisor-view",
