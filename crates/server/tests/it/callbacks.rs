@@ -3,52 +3,15 @@
 //! attempts run out, voicemail completes), the caller's place in line, and restarts. Routing
 //! time is moved with `RoutingClock::advance`, never slept through.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 use voxbridge_core::{Record, SfId};
-use voxbridge_server::{RoutingClock, RoutingSettings, Settings};
-use voxbridge_store::Store;
 
 use crate::both_backends;
+use crate::console_harness::{connect, console, next_of, restart, route, start, Socket, START};
 use crate::harness::{Backend, TestServer};
-
-const START: &str = "2024-01-01T00:00:00Z";
-/// A safety net for awaited events; tests never wait for time to pass.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn settings(clock: &RoutingClock) -> Settings {
-    Settings { routing: RoutingSettings { clock: clock.clone(), ..Default::default() }, ..Default::default() }
-}
-
-async fn start(backend: Backend) -> (TestServer, RoutingClock) {
-    let clock = RoutingClock::default();
-    (TestServer::start_with(backend, settings(&clock)).await, clock)
-}
-
-async fn restart(store: Arc<dyn Store>, clock: &RoutingClock) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = voxbridge_server::router(store, settings(clock));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
-async fn console(base: &str, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req =
-        reqwest::Client::new().request(method, format!("{base}/console/api/v1{path}")).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 async fn login_at(s: &TestServer, base: &str, username: &str) -> String {
     let admin = s.crm_login().await;
@@ -71,36 +34,8 @@ async fn state(base: &str, token: &str) -> Value {
     body
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn socket(base: &str, token: &str) -> Socket {
-    let url = format!("{}/console/api/v1/events?access_token={token}", base.replace("http://", "ws://"));
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
-    ws
-}
-
-/// The next event of one type, skipping others.
-async fn next_of(ws: &mut Socket, kind: &str) -> Value {
-    loop {
-        let msg = tokio::time::timeout(PATIENCE, ws.next()).await.expect("an event").expect("open").unwrap();
-        if let Message::Text(t) = msg {
-            let ev: Value = serde_json::from_str(&t).unwrap();
-            if ev["type"] == kind {
-                return ev;
-            }
-        }
-    }
-}
-
-async fn route(s: &TestServer, call: &str) {
-    let (status, body) = s
-        .call(
-            Method::PATCH,
-            &format!("/telephony/v1/voiceCalls/{call}/omniFlow"),
-            Some(json!({"dialedNumber": "+15550100100", "flowInputParameters": {"Department": "Support"}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    connect(base, token, "").await
 }
 
 async fn request(s: &TestServer, key: &str, body: Value) -> (u16, Value) {

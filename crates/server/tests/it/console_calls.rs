@@ -3,31 +3,12 @@
 //! the VoiceCall record's allowed updates, an Omni-Channel transfer to a queue taken by a second
 //! agent, consult calls, preview calls, Next Best Action and Voice Extension registrations.
 
-use std::time::Duration;
-
-use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::both_backends;
+use crate::console_harness::{connect, console, next, next_of, Socket, START};
 use crate::harness::{Backend, TestServer};
-
-const START: &str = "2024-01-01T00:00:00Z";
-/// A safety net for awaited events; tests never wait for time to pass.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-async fn console(base: &str, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req =
-        reqwest::Client::new().request(method, format!("{base}/console/api/v1{path}")).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 async fn login(s: &TestServer, admin: &str, local: &str) -> String {
     let username = s.demo.agents.iter().find(|a| a.username.starts_with(local)).unwrap().username.clone();
@@ -41,31 +22,10 @@ async fn login(s: &TestServer, admin: &str, local: &str) -> String {
     token
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn socket(base: &str, token: &str) -> Socket {
-    let url = format!("{}/console/api/v1/events?access_token={token}", base.replace("http://", "ws://"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
+    let mut ws = connect(base, token, "").await;
     assert_eq!(next(&mut ws).await["type"], "state");
     ws
-}
-
-async fn next(ws: &mut Socket) -> Value {
-    loop {
-        let msg = tokio::time::timeout(PATIENCE, ws.next()).await.expect("an event").expect("open").unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
-}
-
-async fn next_of(ws: &mut Socket, kind: &str) -> Value {
-    loop {
-        let ev = next(ws).await;
-        if ev["type"] == kind {
-            return ev;
-        }
-    }
 }
 
 /// The next conversation event, skipping presence updates and the conversation's own routing

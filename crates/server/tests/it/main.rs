@@ -5,6 +5,7 @@ mod auth;
 mod automations;
 mod callbacks;
 mod console_calls;
+mod console_harness;
 mod crm;
 mod fuzz;
 mod harness;

@@ -2,54 +2,16 @@
 //! accept, decline and missed offers, clearRouting and hang-ups, lost hang-ups, restarts, and
 //! org isolation. Routing time is moved with `RoutingClock::advance`, never slept through.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio_tungstenite::tungstenite::Message;
 use voxbridge_core::{KeyPrefix, Record, SfId};
-use voxbridge_server::{RoutingClock, RoutingSettings, Settings};
-use voxbridge_store::Store;
 
 use crate::both_backends;
+use crate::console_harness::{connect, console, next, next_of, restart, route, start, Socket, START};
 use crate::harness::{Backend, TestServer};
-
-const START: &str = "2024-01-01T00:00:00Z";
-/// A safety net for awaited events; tests never wait for time to pass.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn settings(clock: &RoutingClock) -> Settings {
-    Settings { routing: RoutingSettings { clock: clock.clone(), ..Default::default() }, ..Default::default() }
-}
-
-async fn start(backend: Backend) -> (TestServer, RoutingClock) {
-    let clock = RoutingClock::default();
-    (TestServer::start_with(backend, settings(&clock)).await, clock)
-}
-
-/// Another server process over the same store: what a restart looks like to routing.
-async fn restart(store: Arc<dyn Store>, clock: &RoutingClock) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = voxbridge_server::router(store, settings(clock));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
-async fn console(base: &str, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req =
-        reqwest::Client::new().request(method, format!("{base}/console/api/v1{path}")).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 /// A console session for a demo agent, opened by the test's administrator.
 async fn login(s: &TestServer, username: &str) -> String {
@@ -66,50 +28,16 @@ async fn presence(base: &str, token: &str, status: &str) {
     assert_eq!(body["status"], status);
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// The agent's event socket, after its first `state` message.
 async fn socket(base: &str, token: &str) -> (Socket, Value) {
     socket_with(base, token, "").await
 }
 
 async fn socket_with(base: &str, token: &str, query: &str) -> (Socket, Value) {
-    let url =
-        format!("{}/console/api/v1/events?access_token={token}{query}", base.replace("http://", "ws://"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
+    let mut ws = connect(base, token, query).await;
     let first = next(&mut ws).await;
     assert_eq!(first["type"], "state", "{first}");
     (ws, first["data"].clone())
-}
-
-async fn next(ws: &mut Socket) -> Value {
-    loop {
-        let msg = tokio::time::timeout(PATIENCE, ws.next()).await.expect("an event").expect("open").unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
-}
-
-/// The next event of one type, skipping others (presence and queue updates).
-async fn next_of(ws: &mut Socket, kind: &str) -> Value {
-    loop {
-        let ev = next(ws).await;
-        if ev["type"] == kind {
-            return ev;
-        }
-    }
-}
-
-async fn route(s: &TestServer, call: &str) {
-    let (status, body) = s
-        .call(
-            Method::PATCH,
-            &format!("/telephony/v1/voiceCalls/{call}/omniFlow"),
-            Some(json!({"dialedNumber": "+15550100100", "flowInputParameters": {"Department": "Support"}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
 }
 
 async fn records(s: &TestServer, sobject: &str, call: &str) -> Vec<Record> {
