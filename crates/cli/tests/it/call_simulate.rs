@@ -5,28 +5,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::serving::Server;
-use crate::{fails, ok};
-
-fn sample_flows(dir: &std::path::Path) -> PathBuf {
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for e in std::fs::read_dir(repo.join("crates/flows/tests/data/flows")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "json") {
-            std::fs::copy(&p, flows.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    std::fs::copy(repo.join("docs/examples/flows/flows.toml"), flows.join("flows.toml")).unwrap();
-    flows
-}
+use crate::{fails, ok, sample_flows};
 
 #[test]
 fn a_simulated_call_creates_the_voice_call_and_is_queued() {

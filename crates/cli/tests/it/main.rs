@@ -19,8 +19,9 @@ mod serving;
 mod streams_http;
 mod tidy;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -74,4 +75,37 @@ pub fn fails(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
 pub fn setup_and_info(dir: &Path) -> Value {
     ok(dir, &["setup", "--data", "data"]);
     serde_json::from_str(&ok(dir, &["info", "--json", "--data", "data"])).expect("info --json is JSON")
+}
+
+/// Copies the Salesforce sample flows and the demo org's bindings for them
+/// (`docs/examples/flows/flows.toml`) into `dir/flows`, for `serve --flows`.
+pub fn sample_flows(dir: &Path) -> PathBuf {
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for e in std::fs::read_dir(repo.join("crates/flows/tests/data/flows")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            std::fs::copy(&p, flows.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(repo.join("docs/examples/flows/flows.toml"), flows.join("flows.toml")).unwrap();
+    flows
+}
+
+/// Polls `check` every 100 ms for up to `limit`: bounded polling of a real server.
+pub fn eventually_within<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// [`eventually_within`] 30 s.
+pub fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    eventually_within(what, Duration::from_secs(30), check)
 }

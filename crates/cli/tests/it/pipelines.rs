@@ -5,28 +5,13 @@
 //! (`VOXBRIDGE_TEST_NATS_URL`, skipped with `VOXBRIDGE_SKIP_NATS=1`); `stream` and `objects`
 //! round trips.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::serving::Server;
-use crate::{fails, ok, run};
-
-/// The sample flows with the demo bindings, as the call simulator tests use them.
-fn sample_flows(dir: &Path) -> PathBuf {
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for e in std::fs::read_dir(repo.join("crates/flows/tests/data/flows")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "json") {
-            std::fs::copy(&p, flows.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    std::fs::copy(repo.join("docs/examples/flows/flows.toml"), flows.join("flows.toml")).unwrap();
-    flows
-}
+use crate::{eventually, fails, ok, run, sample_flows};
 
 /// The CRM REST API as the demo integration user.
 struct Crm {
@@ -73,18 +58,6 @@ impl Crm {
             .json(&fields);
         let status = self.rt.block_on(async { request.send().await.unwrap().status() });
         assert_eq!(status.as_u16(), 204);
-    }
-}
-
-/// Polls `check` every 100 ms for up to 30 s.
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use voxbridge_bus::PutRecord;
 
-use crate::ok;
 use crate::serving::Server;
+use crate::{eventually_within, ok};
 
 /// Contacts ending in the burst.
 const CONTACTS: usize = 1000;
@@ -98,18 +98,6 @@ impl Crm {
     }
 }
 
-/// Polls `check` every 100 ms for up to `limit`.
-fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn backups(d: &Path) -> usize {
     std::fs::read_dir(d.join("data/objects/ctr")).map(|e| e.count()).unwrap_or(0)
 }
@@ -151,7 +139,7 @@ fn a_sigkill_during_a_burst_of_ctrs_loses_and_duplicates_no_voice_call() {
             })
         })
     };
-    eventually("backups to land", Duration::from_secs(30), || {
+    eventually_within("backups to land", Duration::from_secs(30), || {
         (backups(d) >= KILL_AFTER_BACKUPS).then_some(())
     });
     // Dropping the server SIGKILLs it (`Child::kill`) and reaps it.
@@ -169,7 +157,7 @@ fn a_sigkill_during_a_burst_of_ctrs_loses_and_duplicates_no_voice_call() {
     let crm = Crm::login(d, &url);
     let soql = "SELECT Id, VendorCallKey, QueueName, CallDurationInSeconds, CustomerHoldDuration, \
                 CallDisposition FROM VoiceCall";
-    let calls = eventually("every contact's VoiceCall", Duration::from_secs(45), || {
+    let calls = eventually_within("every contact's VoiceCall", Duration::from_secs(45), || {
         let calls = crm.all(soql);
         let synced =
             calls.iter().filter(|c| c["QueueName"].as_str().is_some_and(|q| q.starts_with("Burst-")));

@@ -7,39 +7,11 @@
 //! processor).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::ok;
 use crate::serving::Server;
-
-/// The sample flows with the demo bindings.
-fn sample_flows(dir: &Path) -> PathBuf {
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for e in std::fs::read_dir(repo.join("crates/flows/tests/data/flows")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "json") {
-            std::fs::copy(&p, flows.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    std::fs::copy(repo.join("docs/examples/flows/flows.toml"), flows.join("flows.toml")).unwrap();
-    flows
-}
-
-/// Polls `check` every 100 ms for up to 30 s.
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::{eventually, ok, sample_flows};
 
 /// The Telephony Integration API and the admin view, as the demo call center.
 struct Api {
