@@ -6,50 +6,16 @@
 // wraps up. Every wait is for a selector, with a timeout; a screenshot is saved per step, named
 // `cb-NN-step.png`.
 //
-// Environment: VB_BASE, VB_CRM, VB_JWT, VB_DIALED, VB_SHOTS, CHROMIUM as for scenario.mjs.
+// Environment: as common.mjs describes.
 // Prints one JSON line {"passed": true, "steps": [...]} and exits 0, or exits 1.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const env = (k, d) => process.env[k] ?? d ?? (() => { throw new Error(`${k} is required`); })();
-const BASE = env('VB_BASE');
-const CRM = env('VB_CRM');
-const JWT = env('VB_JWT');
-const DIALED = env('VB_DIALED', '+15550100100');
-const SHOTS = env('VB_SHOTS', 'console-screenshots');
-const TIMEOUT = 20_000;
+import { BASE, CRM, DIALED, TIMEOUT, check, key, screenshots, telephony } from './common.mjs';
+
 const KEY = `callback-${Date.now()}`;
 const NUMBER = '+14155550177';
 
-const steps = [];
-let shot = 0;
-mkdirSync(SHOTS, { recursive: true });
-
-async function snap(page, name) {
-  shot += 1;
-  await page.screenshot({ path: join(SHOTS, `cb-${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-  steps.push(name);
-}
-
-async function telephony(method, path, body) {
-  const res = await fetch(`${BASE}/telephony/v1${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${JWT}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
-function check(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-async function key(page, k) {
-  await page.evaluate(() => document.activeElement?.blur());
-  await page.keyboard.press(k);
-}
+const { steps, snap } = screenshots('cb-');
 
 async function main() {
   const browser = await chromium.launch({

@@ -5,21 +5,12 @@
 // appear), resumed, flagged, transferred to a queue, taken by agent B, ended and wrapped up.
 // Every wait is for a selector or an event, with a timeout; a screenshot is saved per step.
 //
-// Environment: VB_BASE (server root URL), VB_CRM (an administrator's CRM access token),
-// VB_JWT (a telephony JWT without jti), VB_DIALED (the demo phone number), VB_SHOTS (screenshot
-// directory), CHROMIUM (browser path, default /usr/bin/chromium).
+// Environment: as common.mjs describes.
 // Prints one JSON line {"passed": true, "steps": [...]} and exits 0, or exits 1.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const env = (k, d) => process.env[k] ?? d ?? (() => { throw new Error(`${k} is required`); })();
-const BASE = env('VB_BASE');
-const CRM = env('VB_CRM');
-const JWT = env('VB_JWT');
-const DIALED = env('VB_DIALED', '+15550100100');
-const SHOTS = env('VB_SHOTS', 'console-screenshots');
-const TIMEOUT = 20_000;
+import { BASE, CRM, DIALED, TIMEOUT, check, key, screenshots, telephony } from './common.mjs';
+
 const KEY = `browser-${Date.now()}`;
 const EXTENSION = 'https://components.voxbridge.test/auto-mute.js';
 // A Voice Extension component: on callstarted it mutes the call through the Toolkit API.
@@ -42,26 +33,7 @@ export default function mount(element, toolkit) {
   });
 }`;
 
-const steps = [];
-let shot = 0;
-mkdirSync(SHOTS, { recursive: true });
-
-async function snap(page, name) {
-  shot += 1;
-  const file = join(SHOTS, `${String(shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  steps.push(name);
-}
-
-async function telephony(method, path, body) {
-  const res = await fetch(`${BASE}/telephony/v1${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${JWT}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const { steps, snap } = screenshots('');
 
 let lineNo = 0;
 async function say(text) {
@@ -80,10 +52,6 @@ async function signals(events) {
   return r.status;
 }
 
-function check(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
 async function agentPage(browser, username, presence) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   await context.route(EXTENSION, (route) => route.fulfill({ contentType: 'text/javascript', body: EXTENSION_SOURCE }));
@@ -99,12 +67,6 @@ async function agentPage(browser, username, presence) {
   await page.waitForSelector(`#presence-state:has-text("${presence}")`);
   await page.waitForSelector('#extensions section[data-loaded="true"]');
   return page;
-}
-
-/** A keyboard shortcut, typed with nothing focused (shortcuts ignore form fields). */
-async function key(page, k) {
-  await page.evaluate(() => document.activeElement?.blur());
-  await page.keyboard.press(k);
 }
 
 const transcriptLine = (text) => `#transcript li:has-text("${text}")`;
