@@ -31,6 +31,7 @@ use crate::body;
 use crate::console_calls::is_e164;
 use crate::error::Result;
 use crate::omni::{Ask, CallbackTell, Tell};
+use crate::telephony::open_conversation;
 use crate::wire::ErrorBody;
 use crate::App;
 
@@ -288,18 +289,7 @@ pub(crate) async fn dial(
     ] {
         call.set(k, v);
     }
-    let mut conv = Record::new(conv_id, org.clone(), "Conversation", Some(key.clone()), now);
-    for (k, v) in [
-        ("ConversationIdentifier", json!(key)),
-        ("CallCenterId", json!(center)),
-        ("Status", json!("Open")),
-        ("StartTime", json!(format_ms(now))),
-        ("OnHold", json!(false)),
-        ("RecordingPaused", json!(false)),
-        ("FirstVoiceCallId", json!(call_id.to_string())),
-    ] {
-        conv.set(k, v);
-    }
+    let conv = open_conversation(conv_id, org, center, &key, now, &call_id, now);
     let mut patch = Fields::new();
     patch.insert("Status".into(), "Dialing".into());
     patch.insert("Attempt".into(), attempt.into());

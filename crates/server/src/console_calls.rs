@@ -26,6 +26,7 @@ use voxbridge_store::WriteOp;
 use crate::agent_api::{agent, Agent, ADMIN_PROFILE};
 use crate::error::Result;
 use crate::omni::{Ask, Tell};
+use crate::telephony::open_conversation;
 use crate::{nba, App};
 
 type AppState = State<Arc<App>>;
@@ -812,18 +813,7 @@ pub async fn start_preview_call(State(app): AppState, headers: HeaderMap, bytes:
     ] {
         call.set(k, v);
     }
-    let mut conv = Record::new(conv_id.clone(), org.clone(), "Conversation", Some(key.clone()), now);
-    for (k, v) in [
-        ("ConversationIdentifier", json!(key)),
-        ("CallCenterId", json!(center)),
-        ("Status", json!("Open")),
-        ("StartTime", json!(format_ms(now))),
-        ("OnHold", json!(false)),
-        ("RecordingPaused", json!(false)),
-        ("FirstVoiceCallId", json!(call_id.to_string())),
-    ] {
-        conv.set(k, v);
-    }
+    let conv = open_conversation(conv_id.clone(), org, &center, &key, now, &call_id, now);
     let mut psr = Record::new(
         app.new_id(KeyPrefix::PendingServiceRouting),
         org.clone(),

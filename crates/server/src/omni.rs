@@ -915,8 +915,14 @@ impl Host {
         let Ok(id) = SfId::parse(agent) else { return Ok(()) };
         let mut patch = Fields::new();
         patch.insert("ServicePresenceStatus".into(), status.into());
-        let now = self.clock.now_ms() as i64;
-        self.store.apply(vec![WriteOp::Update { org: self.org.clone(), id, patch, now_ms: now }]).await?;
+        self.update(id, patch, self.clock.now_ms()).await
+    }
+
+    /// Changes fields of one of the org's records (presence, AgentWork, callbacks).
+    async fn update(&self, id: SfId, patch: Fields, now: u64) -> Result<(), StoreError> {
+        self.store
+            .apply(vec![WriteOp::Update { org: self.org.clone(), id, patch, now_ms: now as i64 }])
+            .await?;
         Ok(())
     }
 
@@ -1072,14 +1078,7 @@ impl Host {
                         if !self.restoring {
                             let mut patch = Fields::new();
                             patch.insert("AfterConversationStartDateTime".into(), at.clone().into());
-                            self.store
-                                .apply(vec![WriteOp::Update {
-                                    org: self.org.clone(),
-                                    id: aw,
-                                    patch,
-                                    now_ms: now as i64,
-                                }])
-                                .await?;
+                            self.update(aw, patch, now).await?;
                         }
                     }
                     self.emit(
@@ -1113,14 +1112,7 @@ impl Host {
                             patch.insert("Status".into(), "Closed".into());
                             patch.insert("CloseDateTime".into(), at.clone().into());
                             patch.insert("CloseReason".into(), format!("{reason:?}").into());
-                            self.store
-                                .apply(vec![WriteOp::Update {
-                                    org: self.org.clone(),
-                                    id: aw,
-                                    patch,
-                                    now_ms: now as i64,
-                                }])
-                                .await?;
+                            self.update(aw, patch, now).await?;
                         }
                     }
                     self.emit(
@@ -1212,10 +1204,7 @@ impl Host {
 
     async fn patch_callback(&self, work: &WorkId, patch: Fields, now: u64) -> Result<(), StoreError> {
         let Ok(id) = SfId::parse_with(work.as_str(), KeyPrefix::CallbackRequest) else { return Ok(()) };
-        self.store
-            .apply(vec![WriteOp::Update { org: self.org.clone(), id, patch, now_ms: now as i64 }])
-            .await?;
-        Ok(())
+        self.update(id, patch, now).await
     }
 
     /// Tells the router which of `candidates` are calls still going on (their VoiceCall has

@@ -227,8 +227,7 @@ impl App {
         }
     }
 
-    /// A new open conversation whose first call is `first_call`; keyed by that call's
-    /// vendorCallKey, which every transcript of the conversation is posted under.
+    /// A new open conversation of the caller's call center; see [`open_conversation`].
     fn new_conversation(
         &self,
         caller: &Caller,
@@ -237,21 +236,9 @@ impl App {
         first_call: &SfId,
         now: i64,
     ) -> Record {
-        let mut conv = Record::new(
-            self.new_id(KeyPrefix::Conversation),
-            caller.org.clone(),
-            "Conversation",
-            Some(key.to_string()),
-            now,
-        );
-        conv.set("ConversationIdentifier", key);
-        conv.set("CallCenterId", caller.call_center_id().to_string());
-        conv.set("Status", "Open");
-        conv.set("StartTime", format_ms(start_ms));
-        conv.set("OnHold", false);
-        conv.set("RecordingPaused", false);
-        conv.set("FirstVoiceCallId", first_call.to_string());
-        conv
+        let id = self.new_id(KeyPrefix::Conversation);
+        let center = caller.call_center_id().to_string();
+        open_conversation(id, &caller.org, &center, key, start_ms, first_call, now)
     }
 
     async fn conversation_key_of(&self, caller: &Caller, call: &Record) -> Result<Option<String>> {
@@ -1411,4 +1398,27 @@ async fn conversation_events(
         app.publish(&caller, conv.key.as_deref(), "signal", signal_event(&service, s));
     }
     Ok(accepted_202())
+}
+
+/// A new open conversation whose first call is `first_call`; keyed by that call's
+/// vendorCallKey, which every transcript of the conversation is posted under. Every call that
+/// starts a conversation (inbound, preview, callback) builds it here.
+pub(crate) fn open_conversation(
+    id: SfId,
+    org: &SfId,
+    call_center: &str,
+    key: &str,
+    start_ms: i64,
+    first_call: &SfId,
+    now: i64,
+) -> Record {
+    let mut conv = Record::new(id, org.clone(), "Conversation", Some(key.to_string()), now);
+    conv.set("ConversationIdentifier", key);
+    conv.set("CallCenterId", call_center);
+    conv.set("Status", "Open");
+    conv.set("StartTime", format_ms(start_ms));
+    conv.set("OnHold", false);
+    conv.set("RecordingPaused", false);
+    conv.set("FirstVoiceCallId", first_call.to_string());
+    conv
 }
