@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
@@ -170,23 +170,7 @@ impl Objects {
     /// Stores `data` under `key`, replacing any object there, then emits its event. A lost
     /// event is logged only: the object is stored either way.
     pub async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
-        let path = object_key(key)?;
-        let size = data.len() as u64;
-        let result = self
-            .store
-            .put(&path, PutPayload::from(data))
-            .await
-            .with_context(|| format!("cannot store the object {key}"))?;
-        if let Some(bus) = &self.events {
-            let etag = result.e_tag.unwrap_or_default().trim_matches('"').to_string();
-            let event = object_created_event(key, size, &etag, chrono::Utc::now().timestamp_micros());
-            if let Err(e) =
-                bus.put(crate::rules::OBJECT_EVENTS_STREAM, key, event.to_string().into_bytes()).await
-            {
-                tracing::warn!(key, "the Object Created event was not put on the bus: {e}");
-            }
-        }
-        Ok(())
+        self.put_many(vec![(key.to_string(), data)]).await
     }
 
     /// Deletes the object and its tags; whether there was one.
@@ -244,17 +228,8 @@ impl Objects {
 
     /// The object's tags (empty when it has none).
     pub async fn tags(&self, key: &str) -> Result<BTreeMap<String, String>> {
-        object_key(key)?;
-        let row: Option<(String,)> = sqlx::query_as("SELECT tags FROM object_tags WHERE key = ?1")
-            .bind(key)
-            .fetch_optional(self.tags_db().await?)
-            .await
-            .with_context(|| format!("cannot read the tags of {key}"))?;
-        match row {
-            None => Ok(BTreeMap::new()),
-            Some((text,)) => serde_json::from_str(&text)
-                .with_context(|| format!("the tags of {key} are not a JSON map of strings")),
-        }
+        let mut tags = self.tags_many(&[key.to_string()]).await?;
+        Ok(tags.pop().unwrap_or_default())
     }
 
     /// Replaces the object's tag set (S3 semantics). The object must exist.
@@ -272,20 +247,99 @@ impl Objects {
     }
 
     /// Adds or changes some tags of an object the caller has just stored, keeping the
-    /// others, in one statement; the object is not read again (the CTR sync's hot path).
+    /// others; the object is not read again (the CTR sync's hot path).
     pub async fn merge_tags_of_stored(&self, key: &str, tags: &[(&str, String)]) -> Result<()> {
-        object_key(key)?;
-        let patch: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        sqlx::query(
-            "INSERT INTO object_tags (key, tags) VALUES (?1, ?2) \
-             ON CONFLICT (key) DO UPDATE SET tags = json_patch(object_tags.tags, excluded.tags)",
-        )
-        .bind(key)
-        .bind(serde_json::to_string(&patch)?)
-        .execute(self.tags_db().await?)
-        .await
-        .with_context(|| format!("cannot tag {key}"))?;
+        self.merge_tags_many(&[(key.to_string(), tags.to_vec())]).await
+    }
+}
+
+/// Objects read or written at once by the batch operations.
+const BATCH_PARALLELISM: usize = 16;
+
+/// Batch operations: what the CTR sync does for a whole batch of contacts, with the objects
+/// read and written concurrently, the tags in one transaction and the events in one bus put.
+impl Objects {
+    /// The objects' bytes, in the order of `keys` (`None` where there is none).
+    pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        futures::stream::iter(keys)
+            .map(|k| self.get(k))
+            .buffered(BATCH_PARALLELISM)
+            .try_collect()
+            .await
+    }
+
+    /// Stores every object, replacing any there, then emits their events in one bus put. A
+    /// lost event is logged only: the objects are stored either way.
+    pub async fn put_many(&self, objects: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let stored: Vec<(String, u64, String)> = futures::stream::iter(objects)
+            .map(|(key, data)| async move {
+                let path = object_key(&key)?;
+                let size = data.len() as u64;
+                let result = self
+                    .store
+                    .put(&path, PutPayload::from(data))
+                    .await
+                    .with_context(|| format!("cannot store the object {key}"))?;
+                let etag = result.e_tag.unwrap_or_default().trim_matches('"').to_string();
+                anyhow::Ok((key, size, etag))
+            })
+            .buffer_unordered(BATCH_PARALLELISM)
+            .try_collect()
+            .await?;
+        if let Some(bus) = &self.events {
+            let base = chrono::Utc::now().timestamp_micros();
+            let records = stored
+                .iter()
+                .zip(0..)
+                .map(|((key, size, etag), i)| {
+                    let event = object_created_event(key, *size, etag, base + i);
+                    voxbridge_bus::PutRecord::new(key.clone(), event.to_string().into_bytes())
+                })
+                .collect();
+            if let Err(e) = bus.put_batch(crate::rules::OBJECT_EVENTS_STREAM, records).await {
+                tracing::warn!(objects = stored.len(), "the Object Created events were not put on the bus: {e}");
+            }
+        }
         Ok(())
+    }
+
+    /// The tags of each object, in the order of `keys`.
+    pub async fn tags_many(&self, keys: &[String]) -> Result<Vec<BTreeMap<String, String>>> {
+        let mut conn = self.tags_db().await?.acquire().await.context("cannot read object tags")?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            object_key(key)?;
+            let row: Option<(String,)> = sqlx::query_as("SELECT tags FROM object_tags WHERE key = ?1")
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await
+                .with_context(|| format!("cannot read the tags of {key}"))?;
+            out.push(match row {
+                None => BTreeMap::new(),
+                Some((text,)) => serde_json::from_str(&text)
+                    .with_context(|| format!("the tags of {key} are not a JSON map of strings"))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// [`Objects::merge_tags_of_stored`] for many objects, in one transaction.
+    pub async fn merge_tags_many(&self, items: &[(String, Vec<(&str, String)>)]) -> Result<()> {
+        let mut tx = self.tags_db().await?.begin().await.context("cannot tag objects")?;
+        for (key, tags) in items {
+            object_key(key)?;
+            let patch: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            sqlx::query(
+                "INSERT INTO object_tags (key, tags) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET tags = json_patch(object_tags.tags, excluded.tags)",
+            )
+            .bind(key)
+            .bind(serde_json::to_string(&patch)?)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("cannot tag {key}"))?;
+        }
+        tx.commit().await.context("cannot tag objects")
     }
 }
 
