@@ -37,14 +37,28 @@ pub const MAX_SESSION_LIFETIME_SECS: u64 = 24 * 3600;
 /// How often the server re-syncs VoiceCalls whose CTR sync did not happen.
 pub const DEFAULT_CTR_RESYNC_SCHEDULE: &str = "rate(15 minutes)";
 
-/// Environment variables by name. Only `VOXBRIDGE_*` ones matter.
+/// Environment variables by name. Only `VOXBRIDGE_*` ones and [`AWS_VARS`] matter.
 pub type Env = BTreeMap<String, String>;
 
-/// The `VOXBRIDGE_*` variables of this process. Non-UTF-8 values are ignored.
+/// The standard AWS variables an S3 object store falls back to (each also as `NAME_FILE`).
+pub const AWS_VARS: [&str; 7] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+];
+
+/// The `VOXBRIDGE_*` and [`AWS_VARS`] variables of this process. Non-UTF-8 values are ignored.
 pub fn process_env() -> Env {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .filter(|(k, _)| k.starts_with("VOXBRIDGE_"))
+        .filter(|(k, _)| {
+            k.starts_with("VOXBRIDGE_")
+                || AWS_VARS.iter().any(|v| k == v || k.strip_suffix("_FILE") == Some(v))
+        })
         .collect()
 }
 
@@ -823,28 +837,7 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
         from_file(|c| c.objects.url.as_ref(), "objects.url"),
     )? {
         Some((url, origin)) if url.trim().starts_with("s3://") => {
-            let (bucket, prefix) = S3Objects::parse_url(url.trim()).map_err(|e| anyhow!("{origin}: {e}"))?;
-            let section = file.map(|f| &f.config.objects);
-            let pick = |v: Option<&Option<String>>| v.and_then(Option::as_ref).map(|s| s.trim().to_string());
-            let s3 = S3Objects {
-                bucket,
-                prefix,
-                endpoint: pick(section.map(|o| &o.endpoint)),
-                region: pick(section.map(|o| &o.region)),
-                access_key_id: pick(section.map(|o| &o.access_key_id)),
-                secret_access_key: pick(section.map(|o| &o.secret_access_key)),
-                allow_http: section.and_then(|o| o.allow_http).unwrap_or(false),
-            };
-            if let (Some(e), Some(f)) = (&s3.endpoint, file) {
-                if !(e.starts_with("https://") || e.starts_with("http://")) {
-                    bail!("{} is `{e}`, expected an http(s) URL", f.origin("objects.endpoint"));
-                }
-            }
-            if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
-                let f = file.map(|f| f.origin("objects.access_key_id").to_string()).unwrap_or_default();
-                bail!("{f}: give both `objects.access_key_id` and `objects.secret_access_key`, or neither (then AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY apply)");
-            }
-            Some(s3)
+            Some(s3_objects(url.trim(), &origin, file, env)?)
         }
         _ => None,
     };
@@ -913,21 +906,155 @@ fn resolve(file: Option<&LoadedFile>, o: &Overrides, env: &Env) -> Result<Config
     })
 }
 
+/// The `[objects]` settings of an S3 bucket: endpoint, region, plain HTTP and credentials,
+/// each from `VOXBRIDGE_OBJECTS_*`, the file, then the standard `AWS_*` variables.
+fn s3_objects(url: &str, origin: &Origin, file: Option<&LoadedFile>, env: &Env) -> Result<S3Objects> {
+    let (bucket, prefix) = S3Objects::parse_url(url).map_err(|e| anyhow!("{origin}: {e}"))?;
+    let section = file.map(|f| (f, &f.config.objects));
+    let in_file = |pick: fn(&ObjectsSection) -> Option<&String>, key: &'static str| {
+        section.and_then(|(f, o)| pick(o).map(|v| (v.trim().to_string(), f.origin(key))))
+    };
+    // The first of: the VOXBRIDGE_ variable, the file's key, then the AWS variables in order.
+    let setting =
+        |var: &str, file_value: Option<(String, Origin)>, aws: &[&str]| -> Result<Option<(String, Origin)>> {
+            if let Some((v, o)) = env_var(env, var)? {
+                return Ok(Some((v.trim().to_string(), o)));
+            }
+            if file_value.is_some() {
+                return Ok(file_value);
+            }
+            for var in aws {
+                if let Some((v, o)) = env_var(env, var)? {
+                    return Ok(Some((v.trim().to_string(), o)));
+                }
+            }
+            Ok(None)
+        };
+    let endpoint = setting(
+        "VOXBRIDGE_OBJECTS_ENDPOINT",
+        in_file(|o| o.endpoint.as_ref(), "objects.endpoint"),
+        &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+    )?;
+    let region = setting(
+        "VOXBRIDGE_OBJECTS_REGION",
+        in_file(|o| o.region.as_ref(), "objects.region"),
+        &["AWS_REGION", "AWS_DEFAULT_REGION"],
+    )?;
+    let allow_http = parsed_setting::<Flag>(
+        env,
+        "VOXBRIDGE_OBJECTS_ALLOW_HTTP",
+        file,
+        |c| c.objects.allow_http.map(Flag),
+        "objects.allow_http",
+        "true or false",
+    )?
+    .is_some_and(|(f, _)| f.0);
+
+    if let Some((e, origin)) = &endpoint {
+        let Some((scheme, rest)) = e.split_once("://") else {
+            bail!("{origin} is `{e}`, expected an http(s) URL such as http://127.0.0.1:9000");
+        };
+        if !matches!(scheme, "http" | "https") || rest.is_empty() {
+            bail!("{origin} is `{}`, expected an http(s) URL such as http://127.0.0.1:9000", redact_url(e));
+        }
+        if rest.split('/').next().is_some_and(|authority| authority.contains('@')) {
+            bail!("{origin} has credentials in it; give them as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+        }
+        if scheme == "http" && !allow_http {
+            bail!(
+                "{origin} is `{e}`, plain HTTP; set `objects.allow_http = true` (or \
+                 VOXBRIDGE_OBJECTS_ALLOW_HTTP=true) for a local service, or use https://"
+            );
+        }
+    }
+    let region = match (region, &endpoint) {
+        (Some((r, origin)), _) if r.is_empty() => bail!("{origin} is empty; give a region such as us-east-1"),
+        (Some((r, _)), _) => r,
+        // S3-compatible services mostly ignore the region, but requests are signed for one.
+        (None, Some(_)) => "us-east-1".to_string(),
+        (None, None) => bail!(
+            "{origin} names the S3 bucket `{bucket}` on AWS, which needs its region: set `objects.region` \
+             (or VOXBRIDGE_OBJECTS_REGION, AWS_REGION); for another S3-compatible service set \
+             `objects.endpoint` (or VOXBRIDGE_OBJECTS_ENDPOINT)"
+        ),
+    };
+
+    // Credentials: both keys from the file, else both AWS variables, else (AWS only) the
+    // instance's credential chain (web identity, container or instance metadata).
+    let key_id = in_file(|o| o.access_key_id.as_ref(), "objects.access_key_id");
+    let secret = in_file(|o| o.secret_access_key.as_ref(), "objects.secret_access_key");
+    let (access_key_id, secret_access_key, session_token) = match (key_id, secret) {
+        (Some((k, _)), Some((s, _))) => (Some(k), Some(s), None),
+        (None, None) => {
+            let k = env_var(env, "AWS_ACCESS_KEY_ID")?;
+            let s = env_var(env, "AWS_SECRET_ACCESS_KEY")?;
+            match (k, s) {
+                (Some((k, _)), Some((s, _))) => (
+                    Some(k.trim().to_string()),
+                    Some(s.trim().to_string()),
+                    env_var(env, "AWS_SESSION_TOKEN")?.map(|(t, _)| t.trim().to_string()),
+                ),
+                (None, None) => (None, None, None),
+                (Some(_), None) | (None, Some(_)) => {
+                    bail!("give both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
+                }
+            }
+        }
+        (Some((_, o)), None) | (None, Some((_, o))) => {
+            bail!("{o}: give both `objects.access_key_id` and `objects.secret_access_key`, or neither (then AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY apply)")
+        }
+    };
+    if let (Some((e, _)), None) = (&endpoint, &access_key_id) {
+        bail!(
+            "{origin} names the S3 bucket `{bucket}` at {e}, which needs credentials: set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY (or `objects.access_key_id` and `objects.secret_access_key`)"
+        );
+    }
+    if access_key_id.as_deref().is_some_and(str::is_empty)
+        || secret_access_key.as_deref().is_some_and(str::is_empty)
+    {
+        bail!("the S3 access key id and secret access key must not be empty");
+    }
+    Ok(S3Objects {
+        bucket,
+        prefix,
+        endpoint: endpoint.map(|(e, _)| e.trim_end_matches('/').to_string()),
+        region,
+        access_key_id,
+        secret_access_key,
+        session_token,
+        allow_http,
+    })
+}
+
 /// An S3-compatible bucket as the object store (`objects.url = "s3://BUCKET[/PREFIX]"`),
-/// checked when the configuration loads; `serve` refuses it while the object store keeps
-/// its tags and events beside a local directory.
+/// checked when the configuration loads.
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3Objects {
     pub bucket: String,
     /// Keys are stored under this prefix (no leading or trailing `/`).
     pub prefix: Option<String>,
+    /// The service's URL; `None` is AWS itself.
     pub endpoint: Option<String>,
-    pub region: Option<String>,
+    pub region: String,
+    /// With the secret, or neither: then AWS's credential chain applies (AWS only).
     pub access_key_id: Option<String>,
     /// Never printed.
     pub secret_access_key: Option<String>,
+    /// Never printed.
+    pub session_token: Option<String>,
     /// Allows a plain `http://` endpoint (MinIO and other local services).
     pub allow_http: bool,
+}
+
+impl S3Objects {
+    /// `s3://BUCKET[/PREFIX]`, for messages.
+    pub fn url(&self) -> String {
+        match &self.prefix {
+            Some(p) => format!("s3://{}/{p}", self.bucket),
+            None => format!("s3://{}", self.bucket),
+        }
+    }
 }
 
 impl fmt::Debug for S3Objects {
@@ -939,6 +1066,7 @@ impl fmt::Debug for S3Objects {
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "***"))
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
             .field("allow_http", &self.allow_http)
             .finish()
     }
@@ -1162,11 +1290,84 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cr3t-value") && shown.contains("vb-backups"), "{shown}");
 
-        let c = from_text("version = 1\n[objects]\nurl = \"s3://bucket\"\n", &o, &Env::new()).unwrap();
+        // AWS itself: a region, and the credential chain when no keys are given.
+        let aws = env(&[("AWS_REGION", "eu-west-1")]);
+        let c = from_text("version = 1\n[objects]\nurl = \"s3://bucket\"\n", &o, &aws).unwrap();
         let s3 = c.objects_s3.unwrap();
-        assert_eq!((s3.bucket.as_str(), s3.prefix, s3.region), ("bucket", None, None));
-        let c = resolve(None, &o, &env(&[("VOXBRIDGE_OBJECTS_URL", "s3://from-env/x")])).unwrap();
-        assert_eq!(c.objects_s3.map(|s| s.bucket), Some("from-env".into()));
+        assert_eq!((s3.bucket.as_str(), s3.prefix, s3.region.as_str()), ("bucket", None, "eu-west-1"));
+        assert_eq!((s3.endpoint, s3.access_key_id), (None, None));
+        let m = err(from_text("version = 1\n[objects]\nurl = \"s3://bucket\"\n", &o, &Env::new()));
+        assert!(
+            m.contains("needs its region")
+                && m.contains("`objects.region`")
+                && m.contains("`objects.endpoint`"),
+            "{m}"
+        );
+        let c = resolve(
+            None,
+            &o,
+            &env(&[("VOXBRIDGE_OBJECTS_URL", "s3://from-env/x"), ("AWS_DEFAULT_REGION", "us-west-2")]),
+        )
+        .unwrap();
+        assert_eq!(c.objects_s3.map(|s| (s.bucket, s.region)), Some(("from-env".into(), "us-west-2".into())));
+
+        // An S3-compatible service from the environment alone: the endpoint, plain HTTP and
+        // the standard AWS credentials; the region defaults.
+        let local = env(&[
+            ("VOXBRIDGE_OBJECTS_URL", "s3://backups"),
+            ("VOXBRIDGE_OBJECTS_ENDPOINT", "http://127.0.0.1:9000/"),
+            ("VOXBRIDGE_OBJECTS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+            ("AWS_SECRET_ACCESS_KEY", "env-s3cr3t"),
+            ("AWS_SESSION_TOKEN", "env-t0ken"),
+        ]);
+        let c = resolve(None, &o, &local).unwrap();
+        let s3 = c.objects_s3.clone().unwrap();
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!((s3.region.as_str(), s3.access_key_id.as_deref()), ("us-east-1", Some("AKIDENV")));
+        assert_eq!(s3.session_token.as_deref(), Some("env-t0ken"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("env-s3cr3t") && !shown.contains("env-t0ken"), "{shown}");
+        // The file's keys win over the AWS variables, the VOXBRIDGE_ ones over the file.
+        let text = "version = 1\n[objects]\nurl = \"s3://backups\"\nendpoint = \"https://s3.example.test\"\n\
+                    access_key_id = \"AKIDFILE\"\nsecret_access_key = \"file-secret\"\n";
+        let c =
+            from_text(text, &o, &env(&[("AWS_ACCESS_KEY_ID", "AKIDENV"), ("AWS_SECRET_ACCESS_KEY", "x")]))
+                .unwrap();
+        let s3 = c.objects_s3.unwrap();
+        assert_eq!((s3.access_key_id.as_deref(), s3.session_token), (Some("AKIDFILE"), None));
+        let c = from_text(text, &o, &env(&[("VOXBRIDGE_OBJECTS_ENDPOINT", "https://other.test")])).unwrap();
+        assert_eq!(c.objects_s3.unwrap().endpoint.as_deref(), Some("https://other.test"));
+
+        // What to set when something is missing, and never a secret in the message.
+        for (vars, expected) in [
+            (
+                &[("VOXBRIDGE_OBJECTS_ENDPOINT", "https://s3.example.test")][..],
+                "needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            ),
+            (
+                &[
+                    ("VOXBRIDGE_OBJECTS_ENDPOINT", "http://127.0.0.1:9000"),
+                    ("AWS_ACCESS_KEY_ID", "k"),
+                    ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+                ][..],
+                "set `objects.allow_http = true`",
+            ),
+            (
+                &[("VOXBRIDGE_OBJECTS_ENDPOINT", "https://k:s3cr3t@s3.example.test")][..],
+                "has credentials in it",
+            ),
+            (&[("VOXBRIDGE_OBJECTS_ENDPOINT", "ftp://s3.example.test")][..], "expected an http(s) URL"),
+            (
+                &[("AWS_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "k")][..],
+                "give both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            ),
+        ] {
+            let mut e = env(vars);
+            e.insert("VOXBRIDGE_OBJECTS_URL".into(), "s3://backups".into());
+            let m = err(resolve(None, &o, &e));
+            assert!(m.contains(expected) && !m.contains("s3cr3t"), "{vars:?}: {m}");
+        }
         let c = resolve(None, &o, &env(&[("VOXBRIDGE_OBJECTS_URL", "/srv/objects")])).unwrap();
         assert!(c.objects_s3.is_none());
 
@@ -1180,19 +1381,19 @@ mod tests {
             ("s3://bucket/a//b", "has empty, `.` or `..` parts"),
         ] {
             let text = format!("version = 1\n[objects]\nurl = \"{url}\"\n");
-            let m = err(from_text(&text, &o, &Env::new()));
+            let m = err(from_text(&text, &o, &aws));
             assert!(m.contains("`objects.url`") && m.contains(expected), "{url}: {m}");
         }
         let m = err(from_text(
             "version = 1\n[objects]\nurl = \"s3://bucket\"\naccess_key_id = \"AKID\"\n",
             &o,
-            &Env::new(),
+            &aws,
         ));
         assert!(m.contains("both `objects.access_key_id` and `objects.secret_access_key`"), "{m}");
         let m = err(from_text(
             "version = 1\n[objects]\nurl = \"s3://bucket\"\nendpoint = \"minio:9000\"\n",
             &o,
-            &Env::new(),
+            &aws,
         ));
         assert!(m.contains("`objects.endpoint`") && m.contains("http(s) URL"), "{m}");
         let m = err(from_text("version = 1\n[objects]\nurl = \"gs://bucket\"\n", &o, &Env::new()));

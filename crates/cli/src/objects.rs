@@ -1,18 +1,34 @@
-//! The object store (S3's role): CTR backups and other blobs under `objects.url`
-//! (default `<data>/objects/`), through the `object_store` crate's local file system
-//! backend, and `voxbridge objects list|put|get|tag`.
+//! The object store (S3's role): CTR backups and other blobs under `objects.url`, and
+//! `voxbridge objects list|put|get|tag`. Two backends behind one [`ObjectStore`]:
+//!
+//! - a local directory (the default, `<data>/objects/`, or `file:///PATH`), through the
+//!   `object_store` crate's file system backend;
+//! - any S3-compatible bucket (`s3://BUCKET[/PREFIX]`: AWS, MinIO, Garage, Ceph…), through
+//!   its Amazon S3 backend, configured by `objects.endpoint`, `objects.region`,
+//!   `objects.allow_http` and the standard AWS credentials ([`crate::config::S3Objects`]).
+//!   Requests use path-style addressing (`ENDPOINT/BUCKET/KEY`), which every S3-compatible
+//!   service accepts; keys are stored under PREFIX.
 //!
 //! Every put emits an `Object Created` event in the S3 EventBridge shape
-//! ([`object_created_event`]) on the bus's `object-events` stream when the store was opened
-//! [`Objects::with_events`] (the server and `voxbridge objects put` do), so rules can react
-//! to new objects.
+//! ([`object_created_event`]) on the bus's `object-events` stream when the store was
+//! opened [`Objects::with_events`] (the server and `voxbridge objects put` do), so rules can
+//! react to new objects. The event names the real bucket on S3, and [`BUCKET`] for a
+//! directory.
 //!
-//! Object tags (S3's `PutObjectTagging`) are JSON maps in one SQLite table,
-//! `.tags/tags.db` under the store's root: the `.tags/` prefix is reserved and never listed.
-//! A table rather than a file per object because the CTR sync tags every backup, and a
-//! second file per CTR doubled its file creations. Replacing an object keeps its tags, which
-//! is what the CTR sync relies on to remember what it applied. Tag files of older versions
-//! (`.tags/<key>.json`) are moved into the table when the store first uses its tags.
+//! Object tags (S3's `PutObjectTagging`) are JSON maps in one SQLite table on local disk,
+//! whatever the backend: `.tags/tags.db` under a directory store's root (the `.tags/` prefix
+//! is reserved and never listed), and `<data>/object-tags/BUCKET[/PREFIX]/tags.db` for a
+//! bucket, one file per bucket and prefix so a store moved to another bucket does not
+//! inherit tags that describe other objects. A table rather than S3's own tagging because
+//! the CTR sync tags whole batches of backups at once and merges tags into existing sets:
+//! one local transaction instead of a read and a write request per object (the
+//! `object_store` crate can set tags only with a put, and not every S3-compatible service
+//! keeps them). A table rather than a file per object because a second file per CTR doubled
+//! the file creations. Replacing an object keeps its tags, which is what the CTR sync relies
+//! on to remember what it applied; deleting one drops them. The tags of a bucket therefore
+//! belong to the data directory that wrote them: servers sharing a bucket each keep their
+//! own. Tag files of older versions (`.tags/<key>.json`) are moved into the table when a
+//! directory store first uses its tags.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -24,8 +40,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, PutPayload};
 use serde_json::{json, Value};
 use sqlx::sqlite::{
@@ -33,12 +51,14 @@ use sqlx::sqlite::{
 };
 use tokio::sync::OnceCell;
 
-use crate::config::Config;
+use crate::config::{Config, S3Objects};
 
 /// The reserved prefix of tag sets.
 const TAGS_PREFIX: &str = ".tags";
-/// The tag table's file, under [`TAGS_PREFIX`].
+/// The tag table's file, under [`TAGS_PREFIX`] (or a bucket's tag directory).
 const TAGS_DB: &str = "tags.db";
+/// The directory of buckets' tag tables under the data directory.
+const S3_TAGS_DIR: &str = "object-tags";
 
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +74,15 @@ pub struct ObjectInfo {
 /// The object store of a data dir. Cheap to clone.
 #[derive(Clone)]
 pub struct Objects {
-    store: Arc<LocalFileSystem>,
-    root: PathBuf,
+    store: Arc<dyn ObjectStore>,
+    /// Where the objects are, for messages: a directory or `s3://BUCKET[/PREFIX]`.
+    location: String,
+    /// The bucket name of object events.
+    bucket: String,
+    /// A directory store's root, whose `.tags/` may hold tag files of older versions.
+    local_root: Option<PathBuf>,
+    /// The tag table's file.
+    tags_file: PathBuf,
     /// Where `Object Created` events go, if anywhere.
     events: Option<Arc<dyn voxbridge_bus::Bus>>,
     /// The tag table, opened on first use (opening needs the async runtime).
@@ -63,16 +90,22 @@ pub struct Objects {
 }
 
 impl std::fmt::Debug for Objects {
+    // The store itself is not printed: an S3 client's debug output holds its credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Objects").field("root", &self.root).field("events", &self.events.is_some()).finish()
+        f.debug_struct("Objects")
+            .field("location", &self.location)
+            .field("tags_file", &self.tags_file)
+            .field("events", &self.events.is_some())
+            .finish()
     }
 }
 
-/// The bucket name Voxbridge's object events give the store.
+/// The bucket name object events give a directory store.
 pub const BUCKET: &str = "voxbridge";
 
-/// The S3 EventBridge `Object Created` event of a put (`sequence` orders puts of a key).
-pub fn object_created_event(key: &str, size: u64, etag: &str, sequence: i64) -> Value {
+/// The S3 EventBridge `Object Created` event of a put in `bucket` (`sequence` orders puts
+/// of a key).
+pub fn object_created_event(bucket: &str, key: &str, size: u64, etag: &str, sequence: i64) -> Value {
     let now = chrono::Utc::now();
     json!({
         "version": "0",
@@ -82,10 +115,10 @@ pub fn object_created_event(key: &str, size: u64, etag: &str, sequence: i64) -> 
         "account": crate::rules::ACCOUNT,
         "time": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "region": crate::rules::REGION,
-        "resources": [format!("arn:aws:s3:::{BUCKET}")],
+        "resources": [format!("arn:aws:s3:::{bucket}")],
         "detail": {
             "version": "0",
-            "bucket": {"name": BUCKET},
+            "bucket": {"name": bucket},
             "object": {"key": s3_encode(key), "size": size, "etag": etag, "sequencer": format!("{sequence:016X}")},
             "request-id": uuid::Uuid::new_v4().simple().to_string(),
             "requester": crate::rules::ACCOUNT,
@@ -111,6 +144,14 @@ fn s3_encode(key: &str) -> String {
 }
 
 impl Objects {
+    /// The configured store: the S3 bucket of `objects.url = "s3://…"`, else the directory.
+    pub fn from_config(config: &Config) -> Result<Objects> {
+        match &config.objects_s3 {
+            Some(s3) => Objects::open_s3(s3, &config.data_dir),
+            None => Objects::open(&config.objects_dir),
+        }
+    }
+
     /// Opens (and creates) the store rooted at `dir`.
     pub fn open(dir: &Path) -> Result<Objects> {
         std::fs::create_dir_all(dir)
@@ -119,21 +160,90 @@ impl Objects {
             .with_context(|| format!("cannot open the object store at {}", dir.display()))?;
         Ok(Objects {
             store: Arc::new(store),
-            root: dir.to_path_buf(),
+            location: dir.display().to_string(),
+            bucket: BUCKET.to_string(),
+            local_root: Some(dir.to_path_buf()),
+            tags_file: dir.join(TAGS_PREFIX).join(TAGS_DB),
             events: None,
             tags_db: Arc::new(OnceCell::new()),
         })
+    }
+
+    /// The store of an S3-compatible bucket, with its tags under `data_dir`. Nothing is
+    /// requested yet: [`Objects::check`] does.
+    pub fn open_s3(s3: &S3Objects, data_dir: &Path) -> Result<Objects> {
+        // With static credentials everything comes from the configuration; without, the
+        // builder reads AWS's credential chain (web identity, container, instance metadata)
+        // from the process environment.
+        let mut builder = match (&s3.access_key_id, &s3.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                let b = AmazonS3Builder::new().with_access_key_id(id).with_secret_access_key(secret);
+                match &s3.session_token {
+                    Some(token) => b.with_token(token),
+                    None => b,
+                }
+            }
+            _ => AmazonS3Builder::from_env(),
+        }
+        .with_bucket_name(&s3.bucket)
+        .with_region(&s3.region)
+        .with_allow_http(s3.allow_http)
+        .with_virtual_hosted_style_request(false)
+        // Bounded, so a server that is down fails a command in seconds rather than minutes.
+        .with_retry(object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(20),
+            ..Default::default()
+        });
+        if let Some(endpoint) = &s3.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let url = s3.url();
+        // The builder's errors name settings, never their values.
+        let client = builder.build().with_context(|| format!("cannot set up the object store {url}"))?;
+        let store: Arc<dyn ObjectStore> = match &s3.prefix {
+            Some(p) => Arc::new(PrefixStore::new(client, p.as_str())),
+            None => Arc::new(client),
+        };
+        let mut tags_dir = data_dir.join(S3_TAGS_DIR).join(&s3.bucket);
+        if let Some(p) = &s3.prefix {
+            tags_dir.extend(p.split('/'));
+        }
+        Ok(Objects {
+            store,
+            location: match &s3.endpoint {
+                Some(e) => format!("{url} at {e}"),
+                None => url,
+            },
+            bucket: s3.bucket.clone(),
+            local_root: None,
+            tags_file: tags_dir.join(TAGS_DB),
+            events: None,
+            tags_db: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// Checks that the store answers (for a bucket: that it exists and the credentials
+    /// may list it), so a server with a wrong setting fails at start rather than at its
+    /// first backup.
+    pub async fn check(&self) -> Result<()> {
+        self.store
+            .list_with_delimiter(None)
+            .await
+            .map(|_| ())
+            .with_context(|| format!("cannot list the object store {}", self.location))
     }
 
     /// The tag table, created (and older tag files moved into it) on first use.
     async fn tags_db(&self) -> Result<&SqlitePool> {
         self.tags_db
             .get_or_try_init(|| async {
-                let dir = self.root.join(TAGS_PREFIX);
-                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-                let file = dir.join(TAGS_DB);
+                let file = &self.tags_file;
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                }
                 let options = SqliteConnectOptions::from_str("sqlite://")?
-                    .filename(&file)
+                    .filename(file)
                     .create_if_missing(true)
                     // WAL without a sync per commit: a lost tag at worst lets an older CTR
                     // through once, which the sync tolerates (see pipelines).
@@ -151,7 +261,9 @@ impl Objects {
                 .execute(&pool)
                 .await
                 .context("cannot create the object tag table")?;
-                import_tag_files(&pool, &dir).await?;
+                if let Some(root) = &self.local_root {
+                    import_tag_files(&pool, &root.join(TAGS_PREFIX)).await?;
+                }
                 Ok(pool)
             })
             .await
@@ -163,8 +275,9 @@ impl Objects {
         self
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the objects are: a directory, or `s3://BUCKET[/PREFIX]` and the endpoint.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Stores `data` under `key`, replacing any object there, then emits its event. A lost
@@ -176,7 +289,13 @@ impl Objects {
     /// Deletes the object and its tags; whether there was one.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let path = object_key(key)?;
+        // S3 deletes a missing key without complaint, so a bucket asks first.
+        let missing = match self.local_root {
+            Some(_) => false,
+            None => matches!(self.store.head(&path).await, Err(object_store::Error::NotFound { .. })),
+        };
         let existed = match self.store.delete(&path).await {
+            Ok(()) if missing => false,
             Ok(()) => true,
             Err(object_store::Error::NotFound { .. }) => false,
             Err(e) => return Err(e).with_context(|| format!("cannot delete the object {key}")),
@@ -261,11 +380,7 @@ const BATCH_PARALLELISM: usize = 16;
 impl Objects {
     /// The objects' bytes, in the order of `keys` (`None` where there is none).
     pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        futures::stream::iter(keys)
-            .map(|k| self.get(k))
-            .buffered(BATCH_PARALLELISM)
-            .try_collect()
-            .await
+        futures::stream::iter(keys).map(|k| self.get(k)).buffered(BATCH_PARALLELISM).try_collect().await
     }
 
     /// Stores every object, replacing any there, then emits their events in one bus put. A
@@ -292,12 +407,15 @@ impl Objects {
                 .iter()
                 .zip(0..)
                 .map(|((key, size, etag), i)| {
-                    let event = object_created_event(key, *size, etag, base + i);
+                    let event = object_created_event(&self.bucket, key, *size, etag, base + i);
                     voxbridge_bus::PutRecord::new(key.clone(), event.to_string().into_bytes())
                 })
                 .collect();
             if let Err(e) = bus.put_batch(crate::rules::OBJECT_EVENTS_STREAM, records).await {
-                tracing::warn!(objects = stored.len(), "the Object Created events were not put on the bus: {e}");
+                tracing::warn!(
+                    objects = stored.len(),
+                    "the Object Created events were not put on the bus: {e}"
+                );
             }
         }
         Ok(())
@@ -447,7 +565,7 @@ pub struct TagArgs {
 
 /// `voxbridge objects …` on the configured object store.
 pub fn run(command: &ObjectsCommand, config: &Config) -> Result<()> {
-    let mut objects = Objects::open(&config.objects_dir)?;
+    let mut objects = Objects::from_config(config)?;
     crate::runtime()?.block_on(async {
         // A put tells the server's rules about the new object through the bus.
         let bus = match command {
@@ -503,11 +621,11 @@ async fn run_command(command: &ObjectsCommand, objects: &Objects) -> Result<()> 
                 };
                 let size = data.len();
                 objects.put(&a.key, data).await?;
-                println!("stored {} ({size} bytes) in {}", a.key, objects.root().display());
+                println!("stored {} ({size} bytes) in {}", a.key, objects.location());
             }
             ObjectsCommand::Get(a) => {
                 let Some(data) = objects.get(&a.key).await? else {
-                    bail!("there is no object {} in {}", a.key, objects.root().display());
+                    bail!("there is no object {} in {}", a.key, objects.location());
                 };
                 match &a.out {
                     Some(f) => {
@@ -520,7 +638,7 @@ async fn run_command(command: &ObjectsCommand, objects: &Objects) -> Result<()> 
                 if a.tags.is_empty() && !a.clear {
                     let tags = objects.tags(&a.key).await?;
                     if objects.get(&a.key).await?.is_none() {
-                        bail!("there is no object {} in {}", a.key, objects.root().display());
+                        bail!("there is no object {} in {}", a.key, objects.location());
                     }
                     println!("{}", serde_json::to_string_pretty(&tags)?);
                     return Ok(());
@@ -540,6 +658,11 @@ async fn run_command(command: &ObjectsCommand, objects: &Objects) -> Result<()> 
     }
 }
 
+/// moto's server, for the S3 tests here and in the CLI's integration tests.
+#[cfg(test)]
+#[path = "../tests/it/s3_server.rs"]
+mod s3_server;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,16 +675,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn put_get_list_and_tags() {
-        let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::open(dir.path()).unwrap();
+    /// What every backend does the same: puts, gets, lists, tags kept across a replace,
+    /// the batch calls, deletes.
+    async fn conformance(objects: &Objects) {
         objects.put("ctr/a.json", b"{}".to_vec()).await.unwrap();
         objects.put("other", b"x".to_vec()).await.unwrap();
         objects.merge_tags_of_stored("ctr/a.json", &[("k", "v".into())]).await.unwrap();
         let keys: Vec<String> = objects.list(None).await.unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["ctr/a.json", "other"]);
-        assert_eq!(objects.list(Some("ctr")).await.unwrap().len(), 1);
+        let listed = objects.list(Some("ctr")).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].size, 2);
+        assert!(
+            (listed[0].modified_ms - chrono::Utc::now().timestamp_millis()).abs() < 600_000,
+            "{listed:?}"
+        );
         // Replacing the object keeps its tags.
         objects.put("ctr/a.json", b"{\"a\":1}".to_vec()).await.unwrap();
         assert_eq!(objects.tags("ctr/a.json").await.unwrap().get("k").map(String::as_str), Some("v"));
@@ -571,9 +699,77 @@ mod tests {
         objects.merge_tags_of_stored("ctr/a.json", &[("k", "w".into()), ("n", "1".into())]).await.unwrap();
         let tags = objects.tags("ctr/a.json").await.unwrap();
         assert_eq!(serde_json::to_value(&tags).unwrap(), json!({"k": "w", "n": "1"}));
+
+        // The batch calls, in the order of their keys.
+        let batch: Vec<(String, Vec<u8>)> =
+            (0..20).map(|i| (format!("batch/{i:02}.json"), vec![b'x'; i])).collect();
+        objects.put_many(batch).await.unwrap();
+        let keys: Vec<String> = ["batch/03.json", "missing", "batch/19.json"].map(String::from).to_vec();
+        let got = objects.get_many(&keys).await.unwrap();
+        assert_eq!(got, [Some(vec![b'x'; 3]), None, Some(vec![b'x'; 19])]);
+        objects
+            .merge_tags_many(&[
+                ("batch/03.json".into(), vec![("sync", "applied".into())]),
+                ("batch/19.json".into(), vec![("sync", "stale".into())]),
+            ])
+            .await
+            .unwrap();
+        let tags = objects.tags_many(&keys).await.unwrap();
+        let shown: Vec<Value> = tags.iter().map(|t| serde_json::to_value(t).unwrap()).collect();
+        assert_eq!(shown, [json!({"sync": "applied"}), json!({}), json!({"sync": "stale"})]);
+        assert_eq!(objects.list(Some("batch")).await.unwrap().len(), 20);
+
         assert!(objects.delete("ctr/a.json").await.unwrap());
+        assert!(!objects.delete("ctr/a.json").await.unwrap(), "a second delete finds nothing");
         assert!(objects.tags("ctr/a.json").await.unwrap().is_empty(), "deleting drops the tags");
-        assert_eq!(objects.list(None).await.unwrap().len(), 1, "the tag table is never listed");
+        assert_eq!(objects.list(None).await.unwrap().len(), 21, "the tag table is never listed");
+    }
+
+    #[tokio::test]
+    async fn a_directory_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::open(dir.path()).unwrap();
+        conformance(&objects).await;
+        assert!(dir.path().join("ctr").is_dir() && dir.path().join(".tags/tags.db").is_file());
+        assert_eq!(objects.bucket, BUCKET);
+    }
+
+    use super::s3_server;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_s3_bucket_conforms_with_its_tags_in_the_data_dir() {
+        let Some(server) = s3_server::S3Server::start() else { return };
+        server.create_bucket("vb-unit");
+        let data = tempfile::tempdir().unwrap();
+        let s3 = S3Objects {
+            bucket: "vb-unit".into(),
+            prefix: Some("site/one".into()),
+            endpoint: Some(server.endpoint.clone()),
+            region: "us-east-1".into(),
+            access_key_id: Some(s3_server::ACCESS_KEY_ID.into()),
+            secret_access_key: Some(s3_server::SECRET_ACCESS_KEY.into()),
+            session_token: None,
+            allow_http: true,
+        };
+        let objects = Objects::open_s3(&s3, data.path()).unwrap();
+        objects.check().await.unwrap();
+        conformance(&objects).await;
+        assert_eq!(objects.bucket, "vb-unit");
+        assert!(data.path().join("object-tags/vb-unit/site/one/tags.db").is_file());
+        assert!(!format!("{objects:?}").contains(s3_server::SECRET_ACCESS_KEY));
+
+        // The prefix holds the keys: a store without it sees them under the prefix, and
+        // none of its own tags.
+        let whole = Objects::open_s3(&S3Objects { prefix: None, ..s3.clone() }, data.path()).unwrap();
+        let keys: Vec<String> = whole.list(Some("site")).await.unwrap().into_iter().map(|o| o.key).collect();
+        assert!(keys.contains(&"site/one/other".to_string()), "{keys:?}");
+        assert!(whole.tags("site/one/batch/03.json").await.unwrap().is_empty());
+
+        // A missing bucket fails the start-up check and says which one.
+        let missing =
+            Objects::open_s3(&S3Objects { bucket: "vb-missing".into(), ..s3 }, data.path()).unwrap();
+        let e = format!("{:#}", missing.check().await.unwrap_err());
+        assert!(e.contains("s3://vb-missing/site/one") && !e.contains(s3_server::SECRET_ACCESS_KEY), "{e}");
     }
 
     #[tokio::test]

@@ -384,7 +384,7 @@ pub fn crm_client(config: &Config, data: &DataDir, setup: &SetupFile, base_url: 
 /// The CTR sync of a data dir, talking to the CRM at `base_url`.
 pub fn ctr_sync(config: &Config, data: &DataDir, setup: &SetupFile, base_url: &str) -> Result<CtrSync> {
     let crm = crm_client(config, data, setup, base_url)?;
-    let objects = Objects::open(&config.objects_dir)?;
+    let objects = Objects::from_config(config)?;
     let call_center =
         setup.call_centers.iter().find(|c| c.private_key_file.is_some()).or(setup.call_centers.first());
     Ok(CtrSync::new(crm, objects, config.ctr_fields.clone(), call_center.map(|c| c.id.clone())))

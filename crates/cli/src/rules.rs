@@ -497,7 +497,7 @@ pub fn start_in_serve(
     let Some((registry, base)) = functions else {
         return "off (needs the HTTP listener)".into();
     };
-    let objects = match Objects::open(&config.objects_dir) {
+    let objects = match Objects::from_config(config) {
         Ok(o) => o.with_events(pipelines.bus()),
         Err(e) => return format!("off ({e:#})"),
     };
@@ -644,9 +644,15 @@ mod tests {
         assert_eq!(matching(&rules, &disconnected)[0].target, contact_events::NAME);
         let queued = json!({"source": "aws.connect", "detail-type": "Amazon Connect Contact Event", "detail": {"eventType": "QUEUED"}});
         assert!(matching(&rules, &queued).is_empty());
-        let analysis = crate::objects::object_created_event("Analysis/Voice/2024/01/01/x.json", 10, "e", 1);
+        let analysis = crate::objects::object_created_event(
+            crate::objects::BUCKET,
+            "Analysis/Voice/2024/01/01/x.json",
+            10,
+            "e",
+            1,
+        );
         assert_eq!(matching(&rules, &analysis)[0].target, post_call::NAME);
-        let ctr = crate::objects::object_created_event("ctr/x.json", 10, "e", 1);
+        let ctr = crate::objects::object_created_event(crate::objects::BUCKET, "ctr/x.json", 10, "e", 1);
         assert!(matching(&rules, &ctr).is_empty());
         let e = scheduled_event("r", 0);
         assert_eq!(e["detail-type"], "Scheduled Event");

@@ -48,13 +48,6 @@ pub async fn prepare(config: &Config) -> Result<(Arc<dyn Store>, Provisioned)> {
 }
 
 pub async fn run(config: &Config) -> Result<()> {
-    if let Some(s3) = &config.objects_s3 {
-        bail!(
-            "`objects.url` names the S3 bucket `{}`, but the CTR backups, object events and tags of \
-             this version live in a local directory; set `objects.url` to file:///PATH or a directory",
-            s3.bucket
-        );
-    }
     // Listening for stop signals from the start: a SIGTERM while the server starts up then
     // stops it gracefully once started, instead of killing it half-way.
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
@@ -62,6 +55,12 @@ pub async fn run(config: &Config) -> Result<()> {
         shutdown_signal().await;
         let _ = signal_tx.send(());
     });
+    if config.objects_s3.is_some() {
+        // A wrong bucket, endpoint or credentials stops the server here, not at the first backup.
+        crate::objects::Objects::from_config(config)?.check().await.context(
+            "check `objects.url`, `objects.endpoint` and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+        )?;
+    }
     let data = DataDir::new(&config.data_dir);
     let (store, provisioned) = prepare(config).await?;
     if provisioned.created.is_some() {
@@ -264,12 +263,13 @@ fn start_ctr_sync(
     match crate::pipelines::ctr_sync(config, data, setup, base) {
         Ok(sync) => {
             let sync = sync.with_object_events(pipelines.bus());
+            let location = sync.objects().location().to_string();
             pipelines.start_sync(Arc::new(sync), schedule);
             format!(
                 "{} on `{}`, backups in {}, resync {}",
                 crate::pipelines::CTR_SYNC_GROUP,
                 crate::pipelines::CTR_STREAM,
-                config.objects_dir.display(),
+                location,
                 config.ctr_resync_schedule
             )
         }
