@@ -123,13 +123,24 @@ fn hash_token(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The instance URL clients should call: the configured public URL, else the request's host.
-fn instance_url(app: &App, headers: &HeaderMap) -> String {
+/// The instance URL clients should call: the configured public URL, else the host the
+/// request was sent to: its `Host` header, else the authority of its URI, which is where
+/// HTTP/2 puts the host (`:authority`; HTTP/2 clients send no `Host`).
+fn instance_url(app: &App, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
     if let Some(u) = &app.settings.public_url {
         return u.trim_end_matches('/').to_string();
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8080");
-    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    let authority = uri.authority().map(|a| match a.port() {
+        Some(port) => format!("{}:{port}", a.host()),
+        None => a.host().to_string(),
+    });
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(authority.as_deref())
+        .unwrap_or("127.0.0.1:8080");
+    let scheme =
+        headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).or(uri.scheme_str()).unwrap_or("http");
     format!("{scheme}://{host}")
 }
 
@@ -159,14 +170,19 @@ fn numeric_date(v: &Value) -> Option<i64> {
 }
 
 /// `POST /services/oauth2/token` with the JWT bearer grant.
-pub async fn token(State(app): AppState, headers: HeaderMap, bytes: Bytes) -> Response {
-    match token_inner(&app, &headers, &bytes).await {
+pub async fn token(State(app): AppState, uri: axum::http::Uri, headers: HeaderMap, bytes: Bytes) -> Response {
+    match token_inner(&app, &headers, &uri, &bytes).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn token_inner(app: &App, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, OAuthError> {
+async fn token_inner(
+    app: &App,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    bytes: &[u8],
+) -> Result<Response, OAuthError> {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|_| {
         oauth(ErrorCode::InvalidRequest, "the body must be application/x-www-form-urlencoded")
     })?;
@@ -310,7 +326,7 @@ async fn token_inner(app: &App, headers: &HeaderMap, bytes: &[u8]) -> Result<Res
     session.set("ConnectedAppId", connected_app.id.to_string());
     session.set("ExpiresAt", now_ms + ttl_ms);
     store.insert(session).await.map_err(failed)?;
-    let instance = instance_url(app, headers);
+    let instance = instance_url(app, headers, uri);
     Ok(Json(json!({
         "access_token": access_token,
         "scope": connected_app.fields.get("Scopes").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).filter(|s| !s.is_empty()).unwrap_or_else(|| "api".into()),

@@ -18,6 +18,31 @@ async fn login_with(s: &TestServer, assertion: &str, grant: &str) -> (u16, Value
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
+/// An HTTP/2 client sends the host as `:authority` and no `Host` header; the login's
+/// instance URL is still the address it called, not a default. (The object store's S3
+/// backend turns on reqwest's HTTP/2 for the whole workspace, so CRM clients negotiate it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_over_http2_answers_the_called_authority() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let claims = json!({"iss": CONSUMER_KEY, "sub": API_USER, "aud": "https://login.salesforce.com", "exp": now_secs() + 120});
+    let assertion = s.sign(&main_key().private_pem, claims);
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let resp = client
+        .post(format!("{}/services/oauth2/token", s.base))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["instance_url"], s.base.trim_end_matches('/'), "{body}");
+    assert!(body["id"].as_str().unwrap().starts_with(&format!("{}/id/", s.base)), "{body}");
+}
+
 both_backends!(jwt_bearer_login, |backend: Backend| async move {
     let s = TestServer::start(backend).await;
     let claims = json!({"iss": CONSUMER_KEY, "sub": API_USER, "aud": "https://login.salesforce.com", "exp": now_secs() + 120});
