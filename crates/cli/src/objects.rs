@@ -329,8 +329,12 @@ impl Objects {
             Some(p) => Some(object_key(p)?),
             None => None,
         };
-        let metas: Vec<object_store::ObjectMeta> =
-            self.store.list(prefix.as_ref()).try_collect().await.context("cannot list the object store")?;
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .with_context(|| format!("cannot list {}", self.location))?;
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
             .filter(|m| m.location.parts().next().is_some_and(|p| p.as_ref() != TAGS_PREFIX))
@@ -764,6 +768,14 @@ mod tests {
         let keys: Vec<String> = whole.list(Some("site")).await.unwrap().into_iter().map(|o| o.key).collect();
         assert!(keys.contains(&"site/one/other".to_string()), "{keys:?}");
         assert!(whole.tags("site/one/batch/03.json").await.unwrap().is_empty());
+
+        // Lifecycle expiry deletes from the bucket, tags and all (the clock moved two days on).
+        let rules = [crate::rules::Expiration { prefix: "batch".into(), days: 1 }];
+        let later = chrono::Utc::now().timestamp_millis() + 2 * 86_400_000;
+        assert_eq!(crate::rules::expire_once(&objects, &rules, later).await.unwrap(), 20);
+        assert!(objects.list(Some("batch")).await.unwrap().is_empty());
+        assert!(objects.tags("batch/03.json").await.unwrap().is_empty());
+        assert_eq!(objects.list(None).await.unwrap().len(), 1);
 
         // A missing bucket fails the start-up check and says which one.
         let missing =

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use crate::serving::Server;
 use crate::{eventually, fails, ok, run, sample_flows};
 
-/// The CRM REST API as the demo integration user.
-struct Crm {
+/// The CRM REST API as the demo integration user (also used by the S3 object store tests).
+pub(crate) struct Crm {
     base: String,
     token: String,
     http: reqwest::Client,
@@ -22,13 +22,13 @@ struct Crm {
 }
 
 impl Crm {
-    fn login(dir: &Path, base: &str) -> Crm {
+    pub(crate) fn login(dir: &Path, base: &str) -> Crm {
         let token = ok(dir, &["token", "--crm", "--url", base, "--data", "data"]).trim().to_string();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         Crm { base: base.to_string(), token, http: reqwest::Client::new(), rt }
     }
 
-    fn voice_call(&self, contact_id: &str) -> Value {
+    pub(crate) fn voice_call(&self, contact_id: &str) -> Value {
         self.first(&format!(
             "SELECT Id, CustomerHoldDuration, NumberOfHolds, CallDisposition, CallEndDateTime, QueueName, \
              DisconnectReason FROM VoiceCall WHERE VendorCallKey = '{contact_id}'"
@@ -50,7 +50,7 @@ impl Crm {
         })
     }
 
-    fn patch(&self, id: &str, fields: Value) {
+    pub(crate) fn patch(&self, id: &str, fields: Value) {
         let request = self
             .http
             .patch(format!("{}/services/data/v62.0/sobjects/VoiceCall/{id}", self.base))
@@ -61,7 +61,7 @@ impl Crm {
     }
 }
 
-fn tags(dir: &Path, key: &str) -> Value {
+pub(crate) fn tags(dir: &Path, key: &str) -> Value {
     let mut args = vec!["objects", "tag", key, "--data", "data"];
     if dir.join("voxbridge.toml").is_file() {
         args.extend(["--config", "voxbridge.toml"]);
