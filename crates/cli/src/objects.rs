@@ -383,6 +383,9 @@ const BATCH_PARALLELISM: usize = 16;
 /// read and written concurrently, the tags in one transaction and the events in one bus put.
 impl Objects {
     /// The objects' bytes, in the order of `keys` (`None` where there is none).
+    // Unused until the CTR sync's batch rewrite reads its backups with it; kept so that
+    // rewrite and the lint can land in either order.
+    #[allow(dead_code)]
     pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         futures::stream::iter(keys).map(|k| self.get(k)).buffered(BATCH_PARALLELISM).try_collect().await
     }
