@@ -85,6 +85,9 @@ error_codes! {
     JsonParserError => ("JSON_PARSER_ERROR", 400),
     /// CRM REST API: a field that cannot be set on insert or update (Id, system fields).
     InvalidFieldForInsertUpdate => ("INVALID_FIELD_FOR_INSERT_UPDATE", 400),
+    /// CRM REST API: a valid record of an all-or-none collection not written because
+    /// another record was invalid.
+    AllOrNoneRolledBack => ("ALL_OR_NONE_OPERATION_ROLLED_BACK", 400),
     /// OAuth: the assertion, user or app is not acceptable.
     InvalidGrant => ("invalid_grant", 400),
     /// OAuth: a grant type other than the JWT bearer flow.

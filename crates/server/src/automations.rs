@@ -138,9 +138,16 @@ async fn load(app: &App, org: &SfId) -> Vec<Arc<Automation>> {
     list
 }
 
-/// Runs the org's automations on a record just created or updated. Call it after the
-/// write has committed.
-pub(crate) async fn after_write(app: &App, org: &SfId, id: &SfId, event: TriggerEvent) {
+/// Runs the org's automations on an `sobject` record just created or updated. Call it
+/// after the write has committed. The record is read only when an automation listens.
+pub(crate) async fn after_write(app: &App, org: &SfId, sobject: &str, id: &SfId, event: TriggerEvent) {
+    if sobject.eq_ignore_ascii_case("Automation") {
+        app.automations.cache.remove(org);
+    }
+    let automations = load(app, org).await;
+    if !automations.iter().any(|a| a.listens(sobject, event)) {
+        return;
+    }
     let record = match app.store.get(org, id).await {
         Ok(Some(r)) => r,
         Ok(None) => return,
@@ -149,20 +156,17 @@ pub(crate) async fn after_write(app: &App, org: &SfId, id: &SfId, event: Trigger
             return;
         }
     };
-    if record.sobject.eq_ignore_ascii_case("Automation") {
-        app.automations.cache.remove(org);
-    }
     run_all(app, org, &record, event).await;
 }
 
 /// [`after_write`] for a created record.
-pub(crate) async fn created(app: &App, org: &SfId, id: &SfId) {
-    after_write(app, org, id, TriggerEvent::Create).await
+pub(crate) async fn created(app: &App, org: &SfId, sobject: &str, id: &SfId) {
+    after_write(app, org, sobject, id, TriggerEvent::Create).await
 }
 
 /// [`after_write`] for an updated record.
-pub(crate) async fn updated(app: &App, org: &SfId, id: &SfId) {
-    after_write(app, org, id, TriggerEvent::Update).await
+pub(crate) async fn updated(app: &App, org: &SfId, sobject: &str, id: &SfId) {
+    after_write(app, org, sobject, id, TriggerEvent::Update).await
 }
 
 /// Runs the org's automations on a platform event just published.

@@ -611,7 +611,7 @@ fn record_json(r: &Record, o: &ObjectDef, v: &str, only: Option<&[String]>) -> V
     Value::Object(m)
 }
 
-fn parse_id(id: &str, o: &ObjectDef) -> CrmResult<SfId> {
+pub(crate) fn parse_id(id: &str, o: &ObjectDef) -> CrmResult<SfId> {
     let parsed = SfId::parse(id).map_err(|e| {
         CrmError::on(
             ErrorCode::MalformedId,
@@ -674,7 +674,7 @@ fn not_found() -> CrmError {
     CrmError::new(ErrorCode::NotFound, "The requested resource does not exist")
 }
 
-fn json_body(headers: &HeaderMap, bytes: &[u8]) -> CrmResult<Map<String, Value>> {
+pub(crate) fn json_body(headers: &HeaderMap, bytes: &[u8]) -> CrmResult<Map<String, Value>> {
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     if !ctype.to_ascii_lowercase().contains("json") {
         return Err(CrmError::new(
@@ -839,11 +839,26 @@ pub async fn create_record(
     }
     let schema = schema(&app, &s.org).await?;
     let o = object(&schema, &ty)?;
-    let prefix = KeyPrefix::from_sobject(&o.name);
     let custom = app.store.list(&s.org, "CustomField").await?;
-    let mut fields = check_fields(o, json_body(&headers, &bytes)?, &custom)?;
+    let record = prepare_create(&app, &s, o, &custom, json_body(&headers, &bytes)?).await?;
+    let id = record.id.clone();
+    app.store.insert(record).await?;
+    crate::automations::created(&app, &s.org, &o.name, &id).await;
+    Ok((StatusCode::CREATED, Json(json!({"id": id.to_18(), "success": true, "errors": []}))).into_response())
+}
+
+/// Checks a create of an `o` record from `body` and returns the record to insert, with its
+/// new id and the fields the platform sets (owner, case number).
+pub(crate) async fn prepare_create(
+    app: &App,
+    s: &Session,
+    o: &ObjectDef,
+    custom: &[Record],
+    body: Map<String, Value>,
+) -> CrmResult<Record> {
+    let mut fields = check_fields(o, body, custom)?;
     crate::automations::check_record(&o.name, None, &fields)?;
-    let missing: Vec<String> = required_fields(o, &custom)
+    let missing: Vec<String> = required_fields(o, custom)
         .into_iter()
         .filter(|f| fields.get(f).is_none_or(|v| v.is_null() || v == ""))
         .collect();
@@ -856,8 +871,7 @@ pub async fn create_record(
             fields: missing,
         });
     }
-    let now = app.now_ms();
-    let id = match prefix {
+    let id = match KeyPrefix::from_sobject(&o.name) {
         Some(p) => SfId::generate(p, &mut rand::thread_rng()),
         None => SfId::generate(KeyPrefix::CustomObject, &mut rand::thread_rng()),
     };
@@ -873,11 +887,9 @@ pub async fn create_record(
         fields.remove("OwnerId");
     }
     let key = o.key_field.as_ref().and_then(|k| fields.get(k)).and_then(Value::as_str).map(str::to_string);
-    let mut record = Record::new(id.clone(), s.org.clone(), o.name.clone(), key, now);
+    let mut record = Record::new(id, s.org.clone(), o.name.clone(), key, app.now_ms());
     record.fields = fields;
-    app.store.insert(record).await?;
-    crate::automations::created(&app, &s.org, &id).await;
-    Ok((StatusCode::CREATED, Json(json!({"id": id.to_18(), "success": true, "errors": []}))).into_response())
+    Ok(record)
 }
 
 /// `PATCH /services/data/vNN.N/sobjects/{Type}/{id}` → 204
@@ -893,7 +905,39 @@ pub async fn update_record(
     let o = object(&schema, &ty)?;
     let id = parse_id(&id, o)?;
     let custom = app.store.list(&s.org, "CustomField").await?;
-    let mut patch = check_fields(o, json_body(&headers, &bytes)?, &custom)?;
+    let mut update = prepare_update(&app, &s, o, &custom, id, json_body(&headers, &bytes)?).await?;
+    app.store.apply(std::mem::take(&mut update.ops)).await?;
+    update.written(&app, &s.org, &o.name).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// An update, checked and ready to write.
+pub(crate) struct PreparedUpdate {
+    pub id: SfId,
+    pub ops: Vec<WriteOp>,
+    /// The key of the Conversation it changes, whose cached state must be dropped.
+    conversation_key: Option<String>,
+}
+
+impl PreparedUpdate {
+    /// What follows a committed update: the telephony API's cached conversation state is
+    /// dropped and the org's automations run.
+    pub(crate) async fn written(&self, app: &App, org: &SfId, sobject: &str) {
+        app.forget_conversation(org, self.conversation_key.as_deref());
+        crate::automations::updated(app, org, sobject, &self.id).await;
+    }
+}
+
+/// Checks an update of the `o` record `id` with `body` and returns what to write.
+pub(crate) async fn prepare_update(
+    app: &App,
+    s: &Session,
+    o: &ObjectDef,
+    custom: &[Record],
+    id: SfId,
+    body: Map<String, Value>,
+) -> CrmResult<PreparedUpdate> {
+    let mut patch = check_fields(o, body, custom)?;
     let existing = app
         .store
         .get(&s.org, &id)
@@ -909,7 +953,7 @@ pub async fn update_record(
     }
     let key_changes = o.key_field.as_ref().is_some_and(|k| patch.contains_key(k));
     let conversation_key = (o.name == "Conversation").then(|| existing.key.clone()).flatten();
-    if key_changes {
+    let ops = if key_changes {
         // The lookup key is a column: rewrite the record so it stays findable by key.
         let mut r = existing;
         for (k, v) in patch {
@@ -918,16 +962,11 @@ pub async fn update_record(
         r.key =
             o.key_field.as_ref().and_then(|k| r.fields.get(k)).and_then(Value::as_str).map(str::to_string);
         r.modified_ms = app.now_ms();
-        app.store
-            .apply(vec![WriteOp::Delete { org: s.org.clone(), id: id.clone() }, WriteOp::Insert(r)])
-            .await?;
+        vec![WriteOp::Delete { org: s.org.clone(), id: id.clone() }, WriteOp::Insert(r)]
     } else {
-        app.store.update(&s.org, &id, patch, app.now_ms()).await?;
-    }
-    // The telephony API caches conversation state; a change made here must reach it.
-    app.forget_conversation(&s.org, conversation_key.as_deref());
-    crate::automations::updated(&app, &s.org, &id).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+        vec![WriteOp::Update { org: s.org.clone(), id: id.clone(), patch, now_ms: app.now_ms() }]
+    };
+    Ok(PreparedUpdate { id, ops, conversation_key })
 }
 
 /// `DELETE /services/data/vNN.N/sobjects/{Type}/{id}` → 204

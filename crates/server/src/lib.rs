@@ -13,6 +13,7 @@ mod automations;
 mod body;
 mod cache;
 mod callbacks;
+mod collections;
 mod connect;
 mod console_calls;
 mod crm;
@@ -225,6 +226,7 @@ pub fn router(store: Arc<dyn Store>, settings: Settings) -> Router {
             &format!("{d}/sobjects/{{ty}}/{{id}}"),
             get(crm::get_record).patch(crm::update_record).delete(crm::delete_record),
         )
+        .route(&format!("{d}/composite/sobjects"), post(collections::create).patch(collections::update))
         .route(&format!("{d}/query"), get(crm::query))
         .route(&format!("{d}/queryAll"), get(crm::query))
         .route(&format!("{d}/query/{{locator}}"), get(crm::query_more))

@@ -64,6 +64,8 @@ impl Modify for JwtScheme {
         crm::get_record,
         crm::update_record,
         crm::delete_record,
+        crm::create_collection,
+        crm::update_collection,
         crm::publish_event,
         crm::subscribe_events,
         crm::query,

@@ -256,6 +256,43 @@ fn update_record() {}
     security(("session" = [])))]
 fn delete_record() {}
 
+/// The body of an sObject Collections request.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CollectionRequest {
+    /// `true`: one invalid record writes none. Default `false`: each record on its own.
+    #[serde(rename = "allOrNone")]
+    pub all_or_none: Option<bool>,
+    /// 1 to 200 sObjects, each with `attributes.type`; with `id` to update, without to create.
+    pub records: Vec<Value>,
+}
+
+/// One record's result in an sObject Collections answer.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CollectionResult {
+    /// The record's 18-character id (absent for a create that failed).
+    pub id: Option<String>,
+    pub success: bool,
+    /// `{statusCode, message, fields}` per error; `ALL_OR_NONE_OPERATION_ROLLED_BACK` for a
+    /// valid record of an all-or-none request that was not written.
+    pub errors: Vec<Value>,
+}
+
+#[utoipa::path(post, path = "/services/data/{version}/composite/sobjects", tag = "sObjects",
+    params(("version" = String, Path, description = "API version, e.g. `v62.0`")),
+    request_body(content = CollectionRequest, description = "Records to create, of any types, without ids"),
+    responses((status = 200, body = [CollectionResult], description = "One result per record, in request order; written in one transaction"),
+        (status = "4XX", body = [CrmErrorItem])),
+    security(("session" = [])))]
+fn create_collection() {}
+
+#[utoipa::path(patch, path = "/services/data/{version}/composite/sobjects", tag = "sObjects",
+    params(("version" = String, Path, description = "API version, e.g. `v62.0`")),
+    request_body(content = CollectionRequest, description = "Records to update, each with its `id` and the fields to change"),
+    responses((status = 200, body = [CollectionResult], description = "One result per record, in request order; written in one transaction"),
+        (status = "4XX", body = [CrmErrorItem])),
+    security(("session" = [])))]
+fn update_collection() {}
+
 #[utoipa::path(post, path = "/services/data/{version}/sobjects/RealtimeAlertEvent", tag = "Platform events",
     params(("version" = String, Path, description = "API version, e.g. `v62.0`")),
     request_body(content = RealtimeAlertEvent),

@@ -446,7 +446,7 @@ pub async fn create_voice_call(State(app): AppState, headers: HeaderMap, bytes: 
         app.forget_conversation(&caller.org, Some(&conversation_key));
     }
     app.set_active(&caller.org, &call_id, true);
-    crate::automations::created(&app, &caller.org, &call_id).await;
+    crate::automations::created(&app, &caller.org, "VoiceCall", &call_id).await;
     if !errors.is_empty() {
         tracing::info!(voice_call = %call_id, errors = ?errors, "voice call created with field errors");
     }
@@ -626,7 +626,7 @@ pub async fn update_voice_call(
         }
     }
     app.store.apply(ops).await?;
-    crate::automations::updated(&app, &caller.org, &call.id).await;
+    crate::automations::updated(&app, &caller.org, "VoiceCall", &call.id).await;
     if plan.clear_routing {
         app.omni.send(&caller.org, Tell::Ended { call: call.id.clone() }).await;
     }

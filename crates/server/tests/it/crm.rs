@@ -161,6 +161,96 @@ both_backends!(sobject_crud_and_describe, |backend: Backend| async move {
     assert_eq!(status, 404);
 });
 
+both_backends!(sobject_collections_create_and_update_many_records, |backend: Backend| async move {
+    let s = TestServer::start(backend).await;
+    let t = s.crm_login().await;
+    let records = json!([
+        {"attributes": {"type": "Contact"}, "LastName": "Lovelace"},
+        {"attributes": {"type": "Case"}, "Subject": "Refund", "Origin": "Phone"},
+        {"attributes": {"type": "Contact"}, "FirstName": "No last name"},
+    ]);
+    // Each record on its own: the valid ones are written, the invalid one says why.
+    let (status, body) =
+        s.crm(&t, Method::POST, "/composite/sobjects", Some(json!({"records": records}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["success"], true, "{body}");
+    assert_eq!(body[1]["success"], true, "{body}");
+    assert_eq!(body[2]["success"], false, "{body}");
+    assert_eq!(body[2]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING", "{body}");
+    assert_eq!(body[2]["errors"][0]["fields"], json!(["LastName"]));
+    let contact = body[0]["id"].as_str().unwrap().to_string();
+    let case = body[1]["id"].as_str().unwrap().to_string();
+    let (_, c) = s.crm(&t, Method::GET, &format!("/sobjects/Case/{case}"), None).await;
+    assert_eq!((c["Subject"].as_str(), c["Status"].as_str()), (Some("Refund"), Some("New")), "{c}");
+    assert_eq!(c["CaseNumber"].as_str().unwrap().len(), 8);
+
+    // All or none: one invalid record writes none of them.
+    let (_, before) = s.crm(&t, Method::GET, "/query?q=SELECT+Id+FROM+Contact", None).await;
+    let (status, body) = s
+        .crm(&t, Method::POST, "/composite/sobjects", Some(json!({"allOrNone": true, "records": records})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let codes: Vec<&str> =
+        body.as_array().unwrap().iter().map(|r| r["errors"][0]["statusCode"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes,
+        ["ALL_OR_NONE_OPERATION_ROLLED_BACK", "ALL_OR_NONE_OPERATION_ROLLED_BACK", "REQUIRED_FIELD_MISSING"]
+    );
+    let (_, after) = s.crm(&t, Method::GET, "/query?q=SELECT+Id+FROM+Contact", None).await;
+    assert_eq!(before["totalSize"], after["totalSize"]);
+
+    // Updates by id; an unknown id and a field the object lacks fail alone.
+    let missing = format!("{}AAA", &contact[..12]);
+    let updates = json!({"records": [
+        {"attributes": {"type": "Case"}, "id": case, "Status": "Closed"},
+        {"attributes": {"type": "Contact"}, "id": contact, "Nope__c": 1},
+        {"attributes": {"type": "Contact"}, "id": missing, "LastName": "X"},
+        {"attributes": {"type": "Contact"}, "id": contact, "FirstName": "Ada"},
+    ]});
+    let (status, body) = s.crm(&t, Method::PATCH, "/composite/sobjects", Some(updates)).await;
+    assert_eq!(status, 200, "{body}");
+    let outcome: Vec<(bool, Option<&str>)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["success"].as_bool().unwrap(), r["errors"][0]["statusCode"].as_str()))
+        .collect();
+    assert_eq!(
+        outcome,
+        [(true, None), (false, Some("INVALID_FIELD")), (false, Some("NOT_FOUND")), (true, None)],
+        "{body}"
+    );
+    assert_eq!(body[1]["id"], contact.as_str());
+    let (_, c) = s.crm(&t, Method::GET, &format!("/sobjects/Case/{case}"), None).await;
+    assert_eq!(c["IsClosed"], true);
+    let (_, c) = s.crm(&t, Method::GET, &format!("/sobjects/Contact/{contact}"), None).await;
+    assert_eq!((c["FirstName"].as_str(), c["LastName"].as_str()), (Some("Ada"), Some("Lovelace")));
+
+    // Malformed requests are refused whole, in the platform's error shape.
+    let too_many: Vec<Value> =
+        (0..201).map(|_| json!({"attributes": {"type": "Contact"}, "LastName": "X"})).collect();
+    for (method, body, code) in [
+        (Method::POST, json!({"records": too_many}), "BATCH_TOO_LARGE"),
+        (Method::POST, json!({"records": []}), "JSON_PARSER_ERROR"),
+        (Method::POST, json!({"records": [{"LastName": "X"}]}), "JSON_PARSER_ERROR"),
+        (
+            Method::POST,
+            json!({"records": [{"attributes": {"type": "Contact"}, "id": contact}]}),
+            "JSON_PARSER_ERROR",
+        ),
+        (
+            Method::PATCH,
+            json!({"records": [{"attributes": {"type": "Contact"}, "LastName": "X"}]}),
+            "JSON_PARSER_ERROR",
+        ),
+        (Method::PATCH, json!({"allOrNone": "yes", "records": []}), "JSON_PARSER_ERROR"),
+        (Method::POST, json!({}), "REQUIRED_FIELD_MISSING"),
+    ] {
+        let (status, answer) = s.crm(&t, method, "/composite/sobjects", Some(body.clone())).await;
+        assert_eq!((status, answer[0]["errorCode"].as_str()), (400, Some(code)), "{body} → {answer}");
+    }
+});
+
 both_backends!(soql_and_sosl, |backend: Backend| async move {
     let s = TestServer::start(backend).await;
     let t = s.crm_login().await;

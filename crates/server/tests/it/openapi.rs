@@ -47,6 +47,7 @@ async fn served_document_lists_every_endpoint() {
         "/services/data/{version}/sobjects/{sobject}/describe",
         "/services/data/{version}/sobjects/{sobject}/{id}",
         "/services/data/{version}/sobjects/RealtimeAlertEvent",
+        "/services/data/{version}/composite/sobjects",
         "/services/data/{version}/event/{event}",
         "/services/data/{version}/query",
         "/services/data/{version}/queryAll",
