@@ -200,7 +200,8 @@ impl Objects {
         }
         let url = s3.url();
         // The builder's errors name settings, never their values.
-        let client = builder.build().with_context(|| format!("cannot set up the object store {url}"))?;
+        let client =
+            builder.build().map_err(flat).with_context(|| format!("cannot set up the object store {url}"))?;
         let store: Arc<dyn ObjectStore> = match &s3.prefix {
             Some(p) => Arc::new(PrefixStore::new(client, p.as_str())),
             None => Arc::new(client),
@@ -231,6 +232,7 @@ impl Objects {
             .list_with_delimiter(None)
             .await
             .map(|_| ())
+            .map_err(flat)
             .with_context(|| format!("cannot list the object store {}", self.location))
     }
 
@@ -298,7 +300,7 @@ impl Objects {
             Ok(()) if missing => false,
             Ok(()) => true,
             Err(object_store::Error::NotFound { .. }) => false,
-            Err(e) => return Err(e).with_context(|| format!("cannot delete the object {key}")),
+            Err(e) => return Err(flat(e)).with_context(|| format!("cannot delete the object {key}")),
         };
         sqlx::query("DELETE FROM object_tags WHERE key = ?1")
             .bind(key)
@@ -311,7 +313,7 @@ impl Objects {
     /// The object's bytes, `None` when there is none.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let path = object_key(key)?;
-        self.get_path(&path).await.with_context(|| format!("cannot read the object {key}"))
+        self.get_path(&path).await.map_err(flat).with_context(|| format!("cannot read the object {key}"))
     }
 
     async fn get_path(&self, path: &ObjectPath) -> object_store::Result<Option<Vec<u8>>> {
@@ -334,6 +336,7 @@ impl Objects {
             .list(prefix.as_ref())
             .try_collect()
             .await
+            .map_err(flat)
             .with_context(|| format!("cannot list {}", self.location))?;
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
@@ -383,11 +386,14 @@ const BATCH_PARALLELISM: usize = 16;
 /// read and written concurrently, the tags in one transaction and the events in one bus put.
 impl Objects {
     /// The objects' bytes, in the order of `keys` (`None` where there is none).
-    // Unused until the CTR sync's batch rewrite reads its backups with it; kept so that
-    // rewrite and the lint can land in either order.
-    #[allow(dead_code)]
     pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        futures::stream::iter(keys).map(|k| self.get(k)).buffered(BATCH_PARALLELISM).try_collect().await
+        // Owned keys: a future borrowing the slice through the closure is not `Send` for the
+        // consumer tasks that await it.
+        futures::stream::iter(keys.to_vec())
+            .map(|k| async move { self.get(&k).await })
+            .buffered(BATCH_PARALLELISM)
+            .try_collect()
+            .await
     }
 
     /// Stores every object, replacing any there, then emits their events in one bus put. A
@@ -401,6 +407,7 @@ impl Objects {
                     .store
                     .put(&path, PutPayload::from(data))
                     .await
+                    .map_err(flat)
                     .with_context(|| format!("cannot store the object {key}"))?;
                 let etag = result.e_tag.unwrap_or_default().trim_matches('"').to_string();
                 anyhow::Ok((key, size, etag))
@@ -498,6 +505,12 @@ async fn import_tag_files(pool: &SqlitePool, dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An `object_store` error as one message: its text already holds its sources' (an S3
+/// error would otherwise print the failed request three times over).
+fn flat(e: object_store::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
 
 /// Checks a key: `/`-separated parts, none empty, `.` or `..`, no control characters, not
