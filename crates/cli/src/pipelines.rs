@@ -17,20 +17,19 @@
 //! `LastUpdateTimestamp` is at least the last applied one, which the sync keeps in the
 //! backup's tags (`applied-last-update`); the backup itself always holds the newest CTR.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinSet;
 use voxbridge_bus::{Bus, BusRecord, ConsumerOptions, HandlerError, StartingPosition};
 use voxbridge_contacts::ContactSink;
 use voxbridge_functions::ctr_sync::{self, CustomField, FieldMapping, SkipReason};
-use voxbridge_functions::salesforce::{CrmClient, CrmConfig};
+use voxbridge_functions::salesforce::{Body, CrmClient, CrmConfig, HttpMethod};
 
 use crate::config::{redact_url, Config};
 use crate::datadir::{DataDir, SetupFile};
@@ -49,8 +48,10 @@ pub const TAG_STALE: &str = "last-stale-update";
 
 /// Retries of a failing CTR before it is dead-lettered (about 6 s of backoff in all).
 const MAX_RETRIES: u32 = 5;
-/// Contacts of one batch synced at once.
-const PARALLEL_CONTACTS: usize = 32;
+/// Records per sObject Collections request (the API's limit).
+const COLLECTION_SIZE: usize = 200;
+/// ContactIds per VoiceCall lookup query.
+const LOOKUP_SIZE: usize = 100;
 /// How long the custom fields of VoiceCall (from describe) are trusted.
 const DESCRIBE_TTL: Duration = Duration::from_secs(60);
 
@@ -201,138 +202,248 @@ impl CtrSync {
         &self.objects
     }
 
-    /// Backs the CTR up, then applies it.
-    pub async fn handle(&self, ctr: &Value) -> Result<Outcome> {
-        let Some(contact_id) = ctr_sync::contact_id(ctr) else {
-            return Ok(Outcome::Skipped(SkipReason::MissingContactId));
-        };
-        let first = self.backup(contact_id, ctr).await?;
-        self.apply_checked(ctr, !first).await
-    }
-
-    /// Stores the CTR at `ctr/<ContactId>.json` unless the stored one is newer; whether it
-    /// is the contact's first backup.
-    pub async fn backup(&self, contact_id: &str, ctr: &Value) -> Result<bool> {
-        let key = backup_key(contact_id);
-        let old = self.objects.get(&key).await?;
-        let first = old.is_none();
-        if let Some(old) = old {
-            let old: Value = serde_json::from_slice(&old).unwrap_or(Value::Null);
-            if let (Some(stored), Some(incoming)) =
-                (ctr_sync::last_update_ms(&old), ctr_sync::last_update_ms(ctr))
-            {
-                if stored > incoming {
-                    return Ok(false);
-                }
+    /// Backs each CTR up, then applies them together: one lookup of their VoiceCalls, their
+    /// updates and creates in sObject Collections requests, their backups written and
+    /// tagged at once. The outcomes are in the order of `ctrs`. Of several CTRs of one
+    /// contact only the newest counts (the others are [`Outcome::Stale`]), as if they had
+    /// been applied in turn. An `Err` fails them all (nothing is half done that a retry
+    /// would not finish).
+    pub async fn handle_many(&self, ctrs: &[Value]) -> Result<Vec<Result<Outcome>>> {
+        let mut outcomes: Vec<Option<Result<Outcome>>> = ctrs.iter().map(|_| None).collect();
+        // The newest CTR of each contact, by index.
+        let mut newest: HashMap<&str, usize> = HashMap::new();
+        for (i, ctr) in ctrs.iter().enumerate() {
+            let Some(contact_id) = ctr_sync::contact_id(ctr) else {
+                outcomes[i] = Some(Ok(Outcome::Skipped(SkipReason::MissingContactId)));
+                continue;
+            };
+            if let Some(j) = newest.insert(contact_id, i) {
+                let (older, newer) = if ctr_sync::supersedes(
+                    ctr_sync::last_update_ms(ctr),
+                    ctr_sync::last_update_ms(&ctrs[j]),
+                ) {
+                    (j, i)
+                } else {
+                    (i, j)
+                };
+                newest.insert(contact_id, newer);
+                outcomes[older] = Some(Ok(Outcome::Stale));
             }
         }
-        self.objects.put(&key, serde_json::to_vec_pretty(ctr)?).await?;
-        Ok(first)
+        let mut chosen: Vec<(&str, usize)> = newest.into_iter().collect();
+        chosen.sort_by_key(|(_, i)| *i);
+        let backed: Vec<(&str, &Value)> = chosen.iter().map(|(c, i)| (*c, &ctrs[*i])).collect();
+        let first = self.backup_many(&backed).await?;
+        let items: Vec<(&Value, bool)> = backed.iter().zip(&first).map(|((_, ctr), f)| (*ctr, !f)).collect();
+        let applied = self.apply_many(&items).await?;
+        for ((_, i), outcome) in chosen.iter().zip(applied) {
+            outcomes[*i] = Some(outcome);
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(anyhow!("the CTR was not handled"))))
+            .collect())
+    }
+
+    /// Stores each CTR at `ctr/<ContactId>.json` unless the stored one is newer; whether it
+    /// is the contact's first backup. One CTR per contact.
+    async fn backup_many(&self, ctrs: &[(&str, &Value)]) -> Result<Vec<bool>> {
+        let keys: Vec<String> = ctrs.iter().map(|(c, _)| backup_key(c)).collect();
+        let stored = self.objects.get_many(&keys).await?;
+        let mut writes = Vec::new();
+        for ((key, (_, ctr)), old) in keys.iter().zip(ctrs).zip(&stored) {
+            let newer_stored = old.as_ref().is_some_and(|old| {
+                let old: Value = serde_json::from_slice(old).unwrap_or(Value::Null);
+                matches!(
+                    (ctr_sync::last_update_ms(&old), ctr_sync::last_update_ms(ctr)),
+                    (Some(stored), Some(incoming)) if stored > incoming
+                )
+            });
+            if !newer_stored {
+                writes.push((key.clone(), serde_json::to_vec_pretty(ctr)?));
+            }
+        }
+        self.objects.put_many(writes).await?;
+        Ok(stored.iter().map(Option::is_none).collect())
     }
 
     /// Applies a CTR (already backed up) to its VoiceCall: skip rules, ordering, transform,
     /// update or create.
     pub async fn apply(&self, ctr: &Value) -> Result<Outcome> {
-        self.apply_checked(ctr, true).await
+        let mut outcomes = self.apply_many(&[(ctr, true)]).await?;
+        outcomes.pop().unwrap_or_else(|| Err(anyhow!("the sync returned no outcome")))
     }
 
-    /// [`CtrSync::apply`]; `check_applied` false skips reading what was applied before,
-    /// for a contact whose first backup was just stored (deleting a backup drops its tags,
-    /// so nothing can have been applied).
-    async fn apply_checked(&self, ctr: &Value, check_applied: bool) -> Result<Outcome> {
-        if let Err(reason) = ctr_sync::should_process(ctr) {
-            if let Some(id) = ctr_sync::contact_id(ctr) {
-                self.tag(id, &[(TAG_STATUS, format!("skipped: {reason}"))]).await;
+    /// Applies CTRs of distinct contacts, each already backed up, with whether to read what
+    /// was applied to it before (a contact whose first backup was just stored has nothing
+    /// applied: deleting a backup drops its tags).
+    pub async fn apply_many(&self, ctrs: &[(&Value, bool)]) -> Result<Vec<Result<Outcome>>> {
+        let mut outcomes: Vec<Option<Result<Outcome>>> = ctrs.iter().map(|_| None).collect();
+        let mut tags: Vec<(String, Vec<(&str, String)>)> = Vec::new();
+        let shown =
+            |ctr: &Value| ctr.get("LastUpdateTimestamp").and_then(Value::as_str).unwrap_or("").to_string();
+        // Skip rules first; then what each contact had applied.
+        let mut pending: Vec<(usize, &str)> = Vec::new();
+        for (i, (ctr, _)) in ctrs.iter().enumerate() {
+            match ctr_sync::should_process(ctr) {
+                Err(reason) => {
+                    if let Some(id) = ctr_sync::contact_id(ctr) {
+                        tags.push((backup_key(id), vec![(TAG_STATUS, format!("skipped: {reason}"))]));
+                    }
+                    outcomes[i] = Some(Ok(Outcome::Skipped(reason)));
+                }
+                Ok(()) => pending.push((i, ctr_sync::contact_id(ctr).unwrap_or_default())),
             }
-            return Ok(Outcome::Skipped(reason));
         }
-        let contact_id = ctr_sync::contact_id(ctr).unwrap_or_default().to_string();
-        let key = backup_key(&contact_id);
-        let tags = if check_applied {
-            self.objects.tags(&key).await.unwrap_or_default()
-        } else {
-            Default::default()
-        };
-        let applied = tags.get(TAG_APPLIED).and_then(|t| ctr_sync::parse_time_ms(t));
-        let incoming = ctr_sync::last_update_ms(ctr);
-        if !ctr_sync::supersedes(incoming, applied) {
-            let shown = ctr.get("LastUpdateTimestamp").and_then(Value::as_str).unwrap_or("").to_string();
-            self.tag(&contact_id, &[(TAG_STALE, shown)]).await;
-            return Ok(Outcome::Stale);
-        }
-        let transformed = ctr_sync::transform(ctr, &self.mapping);
-        let existing = self.find_voice_call(&contact_id).await?;
-        let custom = if transformed.call_attributes().is_empty() {
+        let checked: Vec<String> =
+            pending.iter().filter(|(i, _)| ctrs[*i].1).map(|(_, c)| backup_key(c)).collect();
+        let applied_tags: HashMap<String, BTreeMap<String, String>> =
+            checked.iter().cloned().zip(self.objects.tags_many(&checked).await.unwrap_or_default()).collect();
+        pending.retain(|(i, contact_id)| {
+            let key = backup_key(contact_id);
+            let applied = applied_tags
+                .get(&key)
+                .and_then(|t| t.get(TAG_APPLIED))
+                .and_then(|t| ctr_sync::parse_time_ms(t));
+            if ctr_sync::supersedes(ctr_sync::last_update_ms(ctrs[*i].0), applied) {
+                return true;
+            }
+            tags.push((key, vec![(TAG_STALE, shown(ctrs[*i].0))]));
+            outcomes[*i] = Some(Ok(Outcome::Stale));
+            false
+        });
+        // Transform, look the VoiceCalls up, then update and create them in collections.
+        let transformed: Vec<ctr_sync::Transformed> =
+            pending.iter().map(|(i, _)| ctr_sync::transform(ctrs[*i].0, &self.mapping)).collect();
+        let custom = if transformed.iter().all(|t| t.call_attributes().is_empty()) {
             HashMap::new()
         } else {
             self.custom_fields().await?
         };
-        let mut fields =
-            ctr_sync::voice_call_fields(&transformed, existing.as_ref().map(|(_, f)| f), &|name: &str| {
+        let contact_ids: Vec<&str> = pending.iter().map(|(_, c)| *c).collect();
+        let existing = self.find_voice_calls(&contact_ids).await?;
+        let mut updates = Vec::new();
+        let mut creates = Vec::new();
+        for ((i, contact_id), t) in pending.iter().zip(&transformed) {
+            let found = existing.get(*contact_id);
+            let mut fields = ctr_sync::voice_call_fields(t, found.map(|(_, f)| f), &|name: &str| {
                 custom.get(&name.to_ascii_lowercase()).cloned()
             });
-        let (voice_call_id, created) = match existing {
-            Some((id, _)) => {
-                let resp =
-                    self.crm.patch(&format!("sobjects/VoiceCall/{id}"), &Value::Object(fields)).await?;
-                if !resp.is_success() {
-                    bail!("updating VoiceCall {id} failed ({}): {}", resp.status, resp.error_message());
+            fields.insert("attributes".into(), json!({"type": "VoiceCall"}));
+            match found {
+                Some((id, _)) => {
+                    fields.insert("id".into(), json!(id));
+                    updates.push((*i, Value::Object(fields)));
                 }
-                (id, false)
+                None => {
+                    if let Some(cc) = &self.call_center_id {
+                        fields.insert("CallCenterId".into(), json!(cc));
+                    }
+                    creates.push((*i, Value::Object(fields)));
+                }
             }
-            None => {
-                if let Some(cc) = &self.call_center_id {
-                    fields.insert("CallCenterId".into(), json!(cc));
-                }
-                let resp = self.crm.post("sobjects/VoiceCall", &Value::Object(fields)).await?;
-                if !resp.is_success() {
-                    bail!(
-                        "creating the VoiceCall of {contact_id} failed ({}): {}",
-                        resp.status,
-                        resp.error_message()
-                    );
-                }
-                let id = resp.body.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-                (id, true)
-            }
-        };
-        let shown = ctr.get("LastUpdateTimestamp").and_then(Value::as_str).unwrap_or("").to_string();
-        let mut new_tags = vec![(TAG_STATUS, "applied".to_string()), (TAG_VOICE_CALL, voice_call_id.clone())];
-        if !shown.is_empty() {
-            new_tags.push((TAG_APPLIED, shown));
         }
-        self.tag(&contact_id, &new_tags).await;
-        Ok(Outcome::Applied { voice_call_id, created })
+        let mut results = self.save_collection(HttpMethod::Patch, updates).await?;
+        results.extend(self.save_collection(HttpMethod::Post, creates).await?);
+        for (i, created, result) in results {
+            let ctr = ctrs[i].0;
+            let contact_id = ctr_sync::contact_id(ctr).unwrap_or_default();
+            outcomes[i] = Some(match result {
+                Ok(voice_call_id) => {
+                    let mut new_tags =
+                        vec![(TAG_STATUS, "applied".to_string()), (TAG_VOICE_CALL, voice_call_id.clone())];
+                    if !shown(ctr).is_empty() {
+                        new_tags.push((TAG_APPLIED, shown(ctr)));
+                    }
+                    tags.push((backup_key(contact_id), new_tags));
+                    Ok(Outcome::Applied { voice_call_id, created })
+                }
+                Err(why) => Err(anyhow!(
+                    "{} the VoiceCall of {contact_id} failed: {why}",
+                    if created { "creating" } else { "updating" }
+                )),
+            });
+        }
+        // A lost tag is logged only: the VoiceCall is what counts, and a lost tag at worst
+        // lets an older CTR through once.
+        if let Err(e) = self.objects.merge_tags_many(&tags).await {
+            tracing::warn!(backups = tags.len(), "cannot tag the CTR backups: {e:#}");
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(anyhow!("the CTR was not applied"))))
+            .collect())
     }
 
-    /// Tags the contact's backup; a failure is logged only (the VoiceCall is what counts,
-    /// and a lost tag at worst lets an older CTR through once).
-    async fn tag(&self, contact_id: &str, tags: &[(&str, String)]) {
-        // `handle` stored the backup first, so it exists.
-        if let Err(e) = self.objects.merge_tags_of_stored(&backup_key(contact_id), tags).await {
-            tracing::warn!(contact_id, "cannot tag the CTR backup: {e:#}");
+    /// Creates (`Post`) or updates (`Patch`) VoiceCalls in sObject Collections requests of up
+    /// to 200: per record, its index, whether it was a create, and its id or why it failed.
+    /// A request that fails as a whole fails the sync of the batch.
+    async fn save_collection(
+        &self,
+        method: HttpMethod,
+        records: Vec<(usize, Value)>,
+    ) -> Result<Vec<(usize, bool, Result<String, String>)>> {
+        let created = method == HttpMethod::Post;
+        let mut out = Vec::with_capacity(records.len());
+        for chunk in records.chunks(COLLECTION_SIZE) {
+            let body =
+                json!({"allOrNone": false, "records": chunk.iter().map(|(_, r)| r).collect::<Vec<_>>()});
+            let resp = self.crm.send(method, "composite/sobjects", &Body::Json(body)).await?;
+            let results = resp.body.as_array().filter(|r| resp.is_success() && r.len() == chunk.len());
+            let Some(results) = results else {
+                bail!(
+                    "{} {} VoiceCall(s) failed ({}): {}",
+                    if created { "creating" } else { "updating" },
+                    chunk.len(),
+                    resp.status,
+                    resp.error_message()
+                );
+            };
+            for ((i, _), r) in chunk.iter().zip(results) {
+                let result = match r.get("id").and_then(Value::as_str) {
+                    Some(id) if r.get("success") == Some(&Value::Bool(true)) => Ok(id.to_string()),
+                    _ => Err(r.get("errors").map(Value::to_string).unwrap_or_else(|| r.to_string())),
+                };
+                out.push((*i, created, result));
+            }
         }
+        Ok(out)
     }
 
-    /// The VoiceCall whose vendor call key is the ContactId: its id and fields.
-    async fn find_voice_call(&self, contact_id: &str) -> Result<Option<(String, Map<String, Value>)>> {
-        let soql = format!(
-            "SELECT Id, CallDisposition FROM VoiceCall WHERE VendorCallKey = '{}'",
-            soql_string(contact_id)
-        );
-        let resp = self.crm.query(&soql).await?;
-        if !resp.is_success() {
-            bail!(
-                "looking up the VoiceCall of {contact_id} failed ({}): {}",
-                resp.status,
-                resp.error_message()
+    /// The VoiceCalls whose vendor call keys are these ContactIds: by ContactId, each one's
+    /// id and fields.
+    async fn find_voice_calls(
+        &self,
+        contact_ids: &[&str],
+    ) -> Result<HashMap<String, (String, Map<String, Value>)>> {
+        let mut found = HashMap::new();
+        for chunk in contact_ids.chunks(LOOKUP_SIZE) {
+            let keys: Vec<String> = chunk.iter().map(|c| format!("'{}'", soql_string(c))).collect();
+            let soql = format!(
+                "SELECT Id, CallDisposition, VendorCallKey FROM VoiceCall WHERE VendorCallKey IN ({})",
+                keys.join(", ")
             );
+            let resp = self.crm.query(&soql).await?;
+            if !resp.is_success() {
+                bail!(
+                    "looking up the VoiceCalls of {} contact(s) failed ({}): {}",
+                    chunk.len(),
+                    resp.status,
+                    resp.error_message()
+                );
+            }
+            for r in resp.body.get("records").and_then(Value::as_array).into_iter().flatten() {
+                let (Some(id), Some(key)) =
+                    (r.get("Id").and_then(Value::as_str), r.get("VendorCallKey").and_then(Value::as_str))
+                else {
+                    continue;
+                };
+                found
+                    .entry(key.to_string())
+                    .or_insert_with(|| (id.to_string(), r.as_object().cloned().unwrap_or_default()));
+            }
         }
-        let first = resp.body.get("records").and_then(Value::as_array).and_then(|r| r.first());
-        Ok(first.and_then(|r| {
-            let id = r.get("Id").and_then(Value::as_str)?.to_string();
-            Some((id, r.as_object().cloned().unwrap_or_default()))
-        }))
+        Ok(found)
     }
 
     /// VoiceCall's custom fields, from describe, cached for a minute.
@@ -390,63 +501,63 @@ pub fn ctr_sync(config: &Config, data: &DataDir, setup: &SetupFile, base_url: &s
     Ok(CtrSync::new(crm, objects, config.ctr_fields.clone(), call_center.map(|c| c.id.clone())))
 }
 
-/// Handles one batch of the `ctr` stream. Contacts are synced concurrently (up to
-/// [`PARALLEL_CONTACTS`]), each contact's CTRs in stream order; the batch fails when any
-/// CTR fails, and redelivery is harmless since applying a CTR again changes nothing.
+/// Handles one batch of the `ctr` stream with [`CtrSync::handle_many`]: the whole batch in a
+/// few requests. The batch fails when any CTR fails (the consumer retries it, bisecting), and
+/// redelivery is harmless since applying a CTR again changes nothing.
 pub(crate) async fn sync_batch(
     sync: &CtrSync,
     bus: &dyn Bus,
     records: Vec<BusRecord>,
 ) -> Result<(), HandlerError> {
-    let mut contacts: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut ctrs = Vec::with_capacity(records.len());
     for r in records {
-        let ctr: Value = match serde_json::from_slice(&r.data) {
-            Ok(v @ Value::Object(_)) => v,
+        match serde_json::from_slice(&r.data) {
+            Ok(v @ Value::Object(_)) => ctrs.push(v),
             _ => {
                 // Retrying cannot fix a record that is not a CTR: straight to the dead letters.
                 tracing::error!(sequence = %r.sequence_number, "a record on the ctr stream is not a JSON object; dead-lettered");
                 bus.put(CTR_DEAD_LETTER_STREAM, &r.partition_key, r.data)
                     .await
                     .map_err(|e| HandlerError::new(e.to_string()))?;
-                continue;
-            }
-        };
-        let contact = ctr_sync::contact_id(&ctr).unwrap_or("").to_string();
-        match index.get(&contact) {
-            Some(&i) => contacts[i].1.push(ctr),
-            None => {
-                index.insert(contact.clone(), contacts.len());
-                contacts.push((contact, vec![ctr]));
             }
         }
     }
-    let failures: Vec<HandlerError> = futures::stream::iter(contacts)
-        .map(|(contact, ctrs)| async move {
-            for ctr in &ctrs {
-                match sync.handle(ctr).await {
-                    Ok(Outcome::Applied { voice_call_id, created }) => {
-                        tracing::info!(contact_id = %contact, voice_call_id, created, "CTR synced");
-                    }
-                    Ok(Outcome::Skipped(reason)) => {
-                        tracing::info!(contact_id = %contact, "CTR not synced: {reason}")
-                    }
-                    Ok(Outcome::Stale) => {
-                        tracing::info!(contact_id = %contact, "an older CTR than the one applied; ignored")
-                    }
-                    Err(e) => {
-                        tracing::warn!(contact_id = %contact, "CTR sync failed: {e:#}");
-                        return Some(HandlerError::new(format!("{contact}: {e:#}")));
-                    }
+    if ctrs.is_empty() {
+        return Ok(());
+    }
+    let outcomes = sync.handle_many(&ctrs).await.map_err(|e| {
+        tracing::warn!(ctrs = ctrs.len(), "CTR sync failed: {e:#}");
+        HandlerError::new(format!("{e:#}"))
+    })?;
+    let (mut created, mut updated, mut skipped, mut stale) = (0, 0, 0, 0);
+    let mut failure = None;
+    for (ctr, outcome) in ctrs.iter().zip(outcomes) {
+        let contact = ctr_sync::contact_id(ctr).unwrap_or("");
+        match outcome {
+            Ok(Outcome::Applied { voice_call_id, created: new }) => {
+                tracing::debug!(contact_id = %contact, voice_call_id, created = new, "CTR synced");
+                if new {
+                    created += 1
+                } else {
+                    updated += 1
                 }
             }
-            None
-        })
-        .buffer_unordered(PARALLEL_CONTACTS)
-        .filter_map(|f| async move { f })
-        .collect()
-        .await;
-    match failures.into_iter().next() {
+            Ok(Outcome::Skipped(reason)) => {
+                tracing::info!(contact_id = %contact, "CTR not synced: {reason}");
+                skipped += 1;
+            }
+            Ok(Outcome::Stale) => {
+                tracing::debug!(contact_id = %contact, "an older CTR than the one applied; ignored");
+                stale += 1;
+            }
+            Err(e) => {
+                tracing::warn!(contact_id = %contact, "CTR sync failed: {e:#}");
+                failure.get_or_insert_with(|| HandlerError::new(format!("{contact}: {e:#}")));
+            }
+        }
+    }
+    tracing::info!(created, updated, skipped, stale, "CTRs synced to VoiceCalls");
+    match failure {
         Some(e) => Err(e),
         None => Ok(()),
     }
