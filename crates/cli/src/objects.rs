@@ -386,9 +386,6 @@ const BATCH_PARALLELISM: usize = 16;
 /// read and written concurrently, the tags in one transaction and the events in one bus put.
 impl Objects {
     /// The objects' bytes, in the order of `keys` (`None` where there is none).
-    // Unused until the CTR sync's batch rewrite (pipelines.rs) reads its backups with it;
-    // drop the allow when that lands.
-    #[allow(dead_code)]
     pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         // Owned keys: a future borrowing the slice through the closure is not `Send` for the
         // consumer tasks that await it.
