@@ -148,9 +148,16 @@ pub fn run(args: &PipelinesArgs) -> Result<()> {
     ));
     let runtime = crate::runtime()?;
     let mut reports = Vec::new();
+    // The data directories go at the end: deleting one run's tens of thousands of backup
+    // files just before the next run would slow that run's file creation (the file system
+    // scans past recently freed inodes), which is the bench's doing, not the sync's.
+    let mut dirs = Vec::new();
     for bus in &buses {
-        let report =
-            runtime.block_on(run_bus(args, bus)).with_context(|| format!("the {bus} bench failed"))?;
+        let dir = tempfile::Builder::new().prefix("voxbridge-bench-pipelines-").tempdir()?;
+        let report = runtime
+            .block_on(run_bus(args, bus, dir.path()))
+            .with_context(|| format!("the {bus} bench failed"))?;
+        dirs.push(dir);
         if !args.json {
             print!("{}", render(&report, args));
         }
@@ -171,22 +178,21 @@ pub fn run(args: &PipelinesArgs) -> Result<()> {
 }
 
 /// A fresh org served in-process, the sync and the bus: the four measurements.
-async fn run_bus(args: &PipelinesArgs, which: &str) -> Result<BusReport> {
-    let dir = tempfile::Builder::new().prefix("voxbridge-bench-pipelines-").tempdir()?;
+async fn run_bus(args: &PipelinesArgs, which: &str, dir: &std::path::Path) -> Result<BusReport> {
     let overrides = Overrides {
-        data_dir: Some(dir.path().join("data")),
+        data_dir: Some(dir.join("data")),
         http: Some("127.0.0.1:0".into()),
         ..Overrides::default()
     };
     let mut config = crate::config::load(&overrides, &Env::new())?;
     config.bus_url = if which == "embedded" {
-        format!("sqlite://{}", dir.path().join("bus.db").display())
+        format!("sqlite://{}", dir.join("bus.db").display())
     } else {
         let base = which.split('?').next().unwrap_or(which);
         format!("{base}?prefix=vbbench_{}_", uuid::Uuid::new_v4().simple())
     };
     let tag = format!("[{}]", if which == "embedded" { "embedded" } else { "nats" });
-    progress(&format!("{tag} provisioning the demo org in {}", dir.path().display()));
+    progress(&format!("{tag} provisioning the demo org in {}", dir.display()));
     let (store, provisioned) = crate::serve::prepare(&config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

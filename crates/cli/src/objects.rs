@@ -440,41 +440,48 @@ impl Objects {
 
     /// The tags of each object, in the order of `keys`.
     pub async fn tags_many(&self, keys: &[String]) -> Result<Vec<BTreeMap<String, String>>> {
-        let mut conn = self.tags_db().await?.acquire().await.context("cannot read object tags")?;
-        let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             object_key(key)?;
-            let row: Option<(String,)> = sqlx::query_as("SELECT tags FROM object_tags WHERE key = ?1")
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await
-                .with_context(|| format!("cannot read the tags of {key}"))?;
-            out.push(match row {
-                None => BTreeMap::new(),
-                Some((text,)) => serde_json::from_str(&text)
-                    .with_context(|| format!("the tags of {key} are not a JSON map of strings"))?,
-            });
         }
-        Ok(out)
+        // One statement for the whole batch: the keys go in as a JSON array.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT key, tags FROM object_tags WHERE key IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(serde_json::to_string(keys)?)
+        .fetch_all(self.tags_db().await?)
+        .await
+        .context("cannot read object tags")?;
+        let mut found: std::collections::HashMap<String, String> = rows.into_iter().collect();
+        keys.iter()
+            .map(|key| match found.remove(key) {
+                None => Ok(BTreeMap::new()),
+                Some(text) => serde_json::from_str(&text)
+                    .with_context(|| format!("the tags of {key} are not a JSON map of strings")),
+            })
+            .collect()
     }
 
-    /// [`Objects::merge_tags_of_stored`] for many objects, in one transaction.
+    /// [`Objects::merge_tags_of_stored`] for many objects, in one statement.
     pub async fn merge_tags_many(&self, items: &[(String, Vec<(&str, String)>)]) -> Result<()> {
-        let mut tx = self.tags_db().await?.begin().await.context("cannot tag objects")?;
+        // `{key: {tag: value}}`, later changes of a key over earlier ones.
+        let mut patches: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
         for (key, tags) in items {
             object_key(key)?;
-            let patch: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            sqlx::query(
-                "INSERT INTO object_tags (key, tags) VALUES (?1, ?2) \
-                 ON CONFLICT (key) DO UPDATE SET tags = json_patch(object_tags.tags, excluded.tags)",
-            )
-            .bind(key)
-            .bind(serde_json::to_string(&patch)?)
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("cannot tag {key}"))?;
+            patches.entry(key).or_default().extend(tags.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        tx.commit().await.context("cannot tag objects")
+        if patches.is_empty() {
+            return Ok(());
+        }
+        // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
+        sqlx::query(
+            "INSERT INTO object_tags (key, tags) SELECT key, json(value) FROM json_each(?1) WHERE true \
+             ON CONFLICT (key) DO UPDATE SET tags = json_patch(object_tags.tags, excluded.tags)",
+        )
+        .bind(serde_json::to_string(&patches)?)
+        .execute(self.tags_db().await?)
+        .await
+        .context("cannot tag objects")?;
+        Ok(())
     }
 }
 
@@ -740,6 +747,16 @@ mod tests {
         let tags = objects.tags_many(&keys).await.unwrap();
         let shown: Vec<Value> = tags.iter().map(|t| serde_json::to_value(t).unwrap()).collect();
         assert_eq!(shown, [json!({"sync": "applied"}), json!({}), json!({"sync": "stale"})]);
+        // One object twice in a batch: the later change of a tag wins.
+        objects
+            .merge_tags_many(&[
+                ("batch/03.json".into(), vec![("a", "1".into()), ("sync", "again".into())]),
+                ("batch/03.json".into(), vec![("a", "2".into())]),
+            ])
+            .await
+            .unwrap();
+        let tags = serde_json::to_value(objects.tags("batch/03.json").await.unwrap()).unwrap();
+        assert_eq!(tags, json!({"a": "2", "sync": "again"}));
         assert_eq!(objects.list(Some("batch")).await.unwrap().len(), 20);
 
         assert!(objects.delete("ctr/a.json").await.unwrap());
