@@ -384,6 +384,9 @@ impl Objects {
 
 /// Objects read or written at once by the batch operations.
 const BATCH_PARALLELISM: usize = 16;
+/// Objects a directory store writes at once: creating files in one directory takes the
+/// directory's lock, so more writers only wait (spinning) for each other.
+const LOCAL_WRITE_PARALLELISM: usize = 1;
 
 /// Batch operations: what the CTR sync does for a whole batch of contacts, with the objects
 /// read and written concurrently, the tags in one transaction and the events in one bus put.
@@ -415,7 +418,11 @@ impl Objects {
                 let etag = result.e_tag.unwrap_or_default().trim_matches('"').to_string();
                 anyhow::Ok((key, size, etag))
             })
-            .buffer_unordered(BATCH_PARALLELISM)
+            .buffer_unordered(if self.local_root.is_some() {
+                LOCAL_WRITE_PARALLELISM
+            } else {
+                BATCH_PARALLELISM
+            })
             .try_collect()
             .await?;
         if let Some(bus) = &self.events {

@@ -78,8 +78,7 @@ pub async fn update(
     let (all_or_none, records) = parse_body(crm::json_body(&headers, &bytes)?, true)?;
     let schema = crm::schema(&app, &s.org).await?;
     let custom = app.store.list(&s.org, "CustomField").await?;
-    let mut prepared: Vec<(Option<String>, Result<(String, PreparedUpdate), CrmError>)> =
-        Vec::with_capacity(records.len());
+    let mut prepared: Vec<Prepared> = Vec::with_capacity(records.len());
     for (ty, id, body) in records {
         let update = async {
             let o = crm::object(&schema, &ty)?;
@@ -109,6 +108,10 @@ pub async fn update(
     Ok(Json(Value::Array(results)).into_response())
 }
 
+/// An update of a collection: the id as given, and the object name with what to write or
+/// why not.
+type Prepared = (Option<String>, Result<(String, PreparedUpdate), CrmError>);
+
 /// [`crm::prepare_update`], refusing a record the same request already updates (the
 /// second change would be checked against the record before the first).
 async fn prepare_update_once(
@@ -118,7 +121,7 @@ async fn prepare_update_once(
     custom: &[Record],
     id: voxbridge_core::SfId,
     body: Map<String, Value>,
-    earlier: &[(Option<String>, Result<(String, PreparedUpdate), CrmError>)],
+    earlier: &[Prepared],
 ) -> Result<PreparedUpdate, CrmError> {
     if earlier.iter().any(|(_, p)| p.as_ref().is_ok_and(|(_, u)| u.id == id)) {
         return Err(CrmError::on(
