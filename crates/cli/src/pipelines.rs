@@ -50,6 +50,8 @@ pub const TAG_STALE: &str = "last-stale-update";
 const MAX_RETRIES: u32 = 5;
 /// Records per sObject Collections request (the API's limit).
 const COLLECTION_SIZE: usize = 200;
+/// CTRs per batch of `vb-ctr-sync`.
+const SYNC_BATCH_SIZE: usize = 400;
 /// ContactIds per VoiceCall lookup query.
 const LOOKUP_SIZE: usize = 100;
 /// How long the custom fields of VoiceCall (from describe) are trusted.
@@ -621,6 +623,9 @@ impl Pipelines {
 /// How `vb-ctr-sync` consumes `ctr` (see the module docs).
 pub(crate) fn sync_options() -> ConsumerOptions {
     let mut options = ConsumerOptions::new(CTR_STREAM, CTR_SYNC_GROUP);
+    // A backlog is synced in few large batches: each costs a handful of requests whatever
+    // its size. Under a steady load batches stay small, since a batch takes what is there.
+    options.batch_size = SYNC_BATCH_SIZE;
     options.starting_position = StartingPosition::TrimHorizon;
     options.max_retries = Some(MAX_RETRIES);
     options.bisect_on_error = true;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::serving::Server;
-use crate::{eventually, fails, ok, run, sample_flows};
+use crate::{eventually, eventually_within, fails, ok, run, sample_flows};
 
 /// The CRM REST API as the demo integration user (also used by the S3 object store tests).
 pub(crate) struct Crm {
@@ -112,8 +112,10 @@ fn pipeline_end_to_end(bus_url: Option<&str>) {
     let mut config =
         "version = 1\n[ctr.fields]\nPriority__c = \"Attributes.Priority\"\nMyField__c = \"Queue.Duration\"\n"
             .to_string();
-    if let Some(url) = bus_url {
-        config.push_str(&format!("[bus]\nurl = \"{url}\"\n"));
+    match bus_url {
+        Some(url) => config.push_str(&format!("[bus]\nurl = \"{url}\"\n")),
+        // The shortest schedule EventBridge allows, so the scheduled resync runs in the test.
+        None => config.push_str("[ctr]\nresync_schedule = \"rate(1 minute)\"\n"),
     }
     std::fs::write(d.join("voxbridge.toml"), config).unwrap();
     let vb = |args: &[&str]| ok(d, &[args, &["--config", "voxbridge.toml"]].concat());
@@ -249,6 +251,14 @@ fn pipeline_end_to_end(bus_url: Option<&str>) {
     assert_eq!(call["QueueName"], "Billing");
     let report = vb(&["ctr", "resync", "--url", &url, "--data", "data"]);
     assert!(report.starts_with("0 VoiceCall(s) without CTR fields"), "{report}");
+    if bus_url.is_none() {
+        // The server's own resync, on its schedule, repairs it too.
+        crm.patch(&voice_call_id, json!({"CustomerHoldDuration": null, "QueueName": null}));
+        eventually_within("the scheduled resync", Duration::from_secs(150), || {
+            let c = crm.voice_call(&contact);
+            (c["CustomerHoldDuration"] == 0 && c["QueueName"] == "Billing").then_some(())
+        });
+    }
 
     // The CTR of a contact without a VoiceCall (a missed call) creates one.
     let missed = uuid::Uuid::new_v4().to_string();
