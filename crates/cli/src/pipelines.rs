@@ -235,9 +235,13 @@ impl CtrSync {
         let mut chosen: Vec<(&str, usize)> = newest.into_iter().collect();
         chosen.sort_by_key(|(_, i)| *i);
         let backed: Vec<(&str, &Value)> = chosen.iter().map(|(c, i)| (*c, &ctrs[*i])).collect();
-        let first = self.backup_many(&backed).await?;
+        // The VoiceCalls are looked up while the backups are written (a read, which no
+        // backup need precede); they are written only after.
+        let to_sync: Vec<&str> =
+            backed.iter().filter(|(_, ctr)| ctr_sync::should_process(ctr).is_ok()).map(|(c, _)| *c).collect();
+        let (first, found) = tokio::try_join!(self.backup_many(&backed), self.find_voice_calls(&to_sync))?;
         let items: Vec<(&Value, bool)> = backed.iter().zip(&first).map(|((_, ctr), f)| (*ctr, !f)).collect();
-        let applied = self.apply_many(&items).await?;
+        let applied = self.apply_found(&items, Some(&found)).await?;
         for ((_, i), outcome) in chosen.iter().zip(applied) {
             outcomes[*i] = Some(outcome);
         }
@@ -280,6 +284,16 @@ impl CtrSync {
     /// was applied to it before (a contact whose first backup was just stored has nothing
     /// applied: deleting a backup drops its tags).
     pub async fn apply_many(&self, ctrs: &[(&Value, bool)]) -> Result<Vec<Result<Outcome>>> {
+        self.apply_found(ctrs, None).await
+    }
+
+    /// [`CtrSync::apply_many`] with the VoiceCalls of the contacts already looked up, if
+    /// they were.
+    async fn apply_found(
+        &self,
+        ctrs: &[(&Value, bool)],
+        found: Option<&HashMap<String, (String, Map<String, Value>)>>,
+    ) -> Result<Vec<Result<Outcome>>> {
         let mut outcomes: Vec<Option<Result<Outcome>>> = ctrs.iter().map(|_| None).collect();
         let mut tags: Vec<(String, Vec<(&str, String)>)> = Vec::new();
         let shown =
@@ -323,7 +337,14 @@ impl CtrSync {
             self.custom_fields().await?
         };
         let contact_ids: Vec<&str> = pending.iter().map(|(_, c)| *c).collect();
-        let existing = self.find_voice_calls(&contact_ids).await?;
+        let looked_up;
+        let existing = match found {
+            Some(found) => found,
+            None => {
+                looked_up = self.find_voice_calls(&contact_ids).await?;
+                &looked_up
+            }
+        };
         let mut updates = Vec::new();
         let mut creates = Vec::new();
         for ((i, contact_id), t) in pending.iter().zip(&transformed) {
@@ -345,8 +366,11 @@ impl CtrSync {
                 }
             }
         }
-        let mut results = self.save_collection(HttpMethod::Patch, updates).await?;
-        results.extend(self.save_collection(HttpMethod::Post, creates).await?);
+        let (mut results, created) = tokio::try_join!(
+            self.save_collection(HttpMethod::Patch, updates),
+            self.save_collection(HttpMethod::Post, creates)
+        )?;
+        results.extend(created);
         for (i, created, result) in results {
             let ctr = ctrs[i].0;
             let contact_id = ctr_sync::contact_id(ctr).unwrap_or_default();
@@ -386,8 +410,7 @@ impl CtrSync {
         records: Vec<(usize, Value)>,
     ) -> Result<Vec<(usize, bool, Result<String, String>)>> {
         let created = method == HttpMethod::Post;
-        let mut out = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_SIZE) {
+        let requests = records.chunks(COLLECTION_SIZE).map(|chunk| async move {
             let body =
                 json!({"allOrNone": false, "records": chunk.iter().map(|(_, r)| r).collect::<Vec<_>>()});
             let resp = self.crm.send(method, "composite/sobjects", &Body::Json(body)).await?;
@@ -401,25 +424,28 @@ impl CtrSync {
                     resp.error_message()
                 );
             };
-            for ((i, _), r) in chunk.iter().zip(results) {
-                let result = match r.get("id").and_then(Value::as_str) {
-                    Some(id) if r.get("success") == Some(&Value::Bool(true)) => Ok(id.to_string()),
-                    _ => Err(r.get("errors").map(Value::to_string).unwrap_or_else(|| r.to_string())),
-                };
-                out.push((*i, created, result));
-            }
-        }
-        Ok(out)
+            Ok(chunk
+                .iter()
+                .zip(results)
+                .map(|((i, _), r)| {
+                    let result = match r.get("id").and_then(Value::as_str) {
+                        Some(id) if r.get("success") == Some(&Value::Bool(true)) => Ok(id.to_string()),
+                        _ => Err(r.get("errors").map(Value::to_string).unwrap_or_else(|| r.to_string())),
+                    };
+                    (*i, created, result)
+                })
+                .collect::<Vec<_>>())
+        });
+        Ok(futures::future::try_join_all(requests).await?.into_iter().flatten().collect())
     }
 
     /// The VoiceCalls whose vendor call keys are these ContactIds: by ContactId, each one's
-    /// id and fields.
+    /// id and fields. One query per [`LOOKUP_SIZE`] contacts, all at once.
     async fn find_voice_calls(
         &self,
         contact_ids: &[&str],
     ) -> Result<HashMap<String, (String, Map<String, Value>)>> {
-        let mut found = HashMap::new();
-        for chunk in contact_ids.chunks(LOOKUP_SIZE) {
+        let queries = contact_ids.chunks(LOOKUP_SIZE).map(|chunk| async move {
             let keys: Vec<String> = chunk.iter().map(|c| format!("'{}'", soql_string(c))).collect();
             let soql = format!(
                 "SELECT Id, CallDisposition, VendorCallKey FROM VoiceCall WHERE VendorCallKey IN ({})",
@@ -434,7 +460,11 @@ impl CtrSync {
                     resp.error_message()
                 );
             }
-            for r in resp.body.get("records").and_then(Value::as_array).into_iter().flatten() {
+            Ok(resp.body)
+        });
+        let mut found = HashMap::new();
+        for body in futures::future::try_join_all(queries).await? {
+            for r in body.get("records").and_then(Value::as_array).into_iter().flatten() {
                 let (Some(id), Some(key)) =
                     (r.get("Id").and_then(Value::as_str), r.get("VendorCallKey").and_then(Value::as_str))
                 else {
