@@ -157,6 +157,9 @@ async fn write_records(
     }
 }
 
+/// VoiceCalls by vendor call key (ContactId): each one's id and fields.
+type VoiceCalls = HashMap<String, (String, Map<String, Value>)>;
+
 /// What the sync did with one CTR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -292,7 +295,7 @@ impl CtrSync {
     async fn apply_found(
         &self,
         ctrs: &[(&Value, bool)],
-        found: Option<&HashMap<String, (String, Map<String, Value>)>>,
+        found: Option<&VoiceCalls>,
     ) -> Result<Vec<Result<Outcome>>> {
         let mut outcomes: Vec<Option<Result<Outcome>>> = ctrs.iter().map(|_| None).collect();
         let mut tags: Vec<(String, Vec<(&str, String)>)> = Vec::new();
@@ -441,10 +444,7 @@ impl CtrSync {
 
     /// The VoiceCalls whose vendor call keys are these ContactIds: by ContactId, each one's
     /// id and fields. One query per [`LOOKUP_SIZE`] contacts, all at once.
-    async fn find_voice_calls(
-        &self,
-        contact_ids: &[&str],
-    ) -> Result<HashMap<String, (String, Map<String, Value>)>> {
+    async fn find_voice_calls(&self, contact_ids: &[&str]) -> Result<VoiceCalls> {
         let queries = contact_ids.chunks(LOOKUP_SIZE).map(|chunk| async move {
             let keys: Vec<String> = chunk.iter().map(|c| format!("'{}'", soql_string(c))).collect();
             let soql = format!(

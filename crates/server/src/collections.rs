@@ -34,11 +34,8 @@ pub async fn create(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, CrmError> {
-    crm::check_version(&v)?;
-    let s = crm::session(&app, &headers).await?;
-    let (all_or_none, records) = parse_body(crm::json_body(&headers, &bytes)?, false)?;
-    let schema = crm::schema(&app, &s.org).await?;
-    let custom = app.store.list(&s.org, "CustomField").await?;
+    let Request { s, all_or_none, records, schema, custom } =
+        request(&app, &v, &headers, &bytes, false).await?;
     let mut prepared: Vec<Result<Record, CrmError>> = Vec::with_capacity(records.len());
     for (ty, _, body) in records {
         let record = match crm::object(&schema, &ty) {
@@ -73,11 +70,8 @@ pub async fn update(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, CrmError> {
-    crm::check_version(&v)?;
-    let s = crm::session(&app, &headers).await?;
-    let (all_or_none, records) = parse_body(crm::json_body(&headers, &bytes)?, true)?;
-    let schema = crm::schema(&app, &s.org).await?;
-    let custom = app.store.list(&s.org, "CustomField").await?;
+    let Request { s, all_or_none, records, schema, custom } =
+        request(&app, &v, &headers, &bytes, true).await?;
     let mut prepared: Vec<Prepared> = Vec::with_capacity(records.len());
     for (ty, id, body) in records {
         let update = async {
@@ -131,6 +125,31 @@ async fn prepare_update_once(
         ));
     }
     crm::prepare_update(app, s, o, custom, id, body).await
+}
+
+/// A collection request, checked: who sends it, its records, and the org's schema and
+/// custom fields they are checked against.
+struct Request {
+    s: Session,
+    all_or_none: bool,
+    records: Vec<Item>,
+    schema: voxbridge_soql::Schema,
+    custom: Vec<Record>,
+}
+
+async fn request(
+    app: &App,
+    v: &str,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    with_id: bool,
+) -> Result<Request, CrmError> {
+    crm::check_version(v)?;
+    let s = crm::session(app, headers).await?;
+    let (all_or_none, records) = parse_body(crm::json_body(headers, bytes)?, with_id)?;
+    let schema = crm::schema(app, &s.org).await?;
+    let custom = app.store.list(&s.org, "CustomField").await?;
+    Ok(Request { s, all_or_none, records, schema, custom })
 }
 
 /// One record of a collection: its type, its id (updates) and its fields.

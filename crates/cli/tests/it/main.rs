@@ -52,7 +52,11 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// Runs, asserts success, returns standard output.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run(dir, args, &[]);
+    succeeded(args, run(dir, args, &[]))
+}
+
+/// Asserts that the run of `args` succeeded; its standard output.
+pub fn succeeded(args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
         "voxbridge {args:?} failed: {}\n{}",
@@ -93,6 +97,26 @@ pub fn sample_flows(dir: &Path) -> PathBuf {
     }
     std::fs::copy(repo.join("docs/examples/flows/flows.toml"), flows.join("flows.toml")).unwrap();
     flows
+}
+
+/// `voxbridge serve` in `dir` with its `voxbridge.toml`, the data dir `data`, a free port and
+/// the sample flows.
+pub fn serve_with_sample_flows(dir: &Path) -> serving::Server {
+    let flows = sample_flows(dir);
+    serving::Server::start(
+        dir,
+        &[
+            "serve",
+            "--config",
+            "voxbridge.toml",
+            "--data",
+            "data",
+            "--http",
+            "127.0.0.1:0",
+            "--flows",
+            flows.to_str().unwrap(),
+        ],
+    )
 }
 
 /// Polls `check` every 100 ms for up to `limit`: bounded polling of a real server.

@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 
 use crate::pipelines::{tags, Crm};
 use crate::s3_server::{S3Server, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
-use crate::serving::Server;
-use crate::{eventually, sample_flows, voxbridge};
+use crate::{eventually, serve_with_sample_flows, succeeded, voxbridge};
 
 /// AWS variables of the caller's environment that would change what the tests sign with.
 const INHERITED_AWS: [&str; 6] = [
@@ -41,14 +40,7 @@ fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn ok_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = run_with(dir, args, env);
-    assert!(
-        out.status.success(),
-        "voxbridge {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    succeeded(args, run_with(dir, args, env))
 }
 
 /// The keys in the whole bucket, read with a client of our own.
@@ -158,21 +150,7 @@ fn serve_backs_ctrs_up_into_an_s3_bucket_and_resyncs_from_it() {
     .unwrap();
     let vb =
         |args: &[&str]| ok_with(d, &[args, &["--config", "voxbridge.toml", "--data", "data"]].concat(), &[]);
-    let flows = sample_flows(d);
-    let mut server = Server::start(
-        d,
-        &[
-            "serve",
-            "--config",
-            "voxbridge.toml",
-            "--data",
-            "data",
-            "--http",
-            "127.0.0.1:0",
-            "--flows",
-            flows.to_str().unwrap(),
-        ],
-    );
+    let mut server = serve_with_sample_flows(d);
     let addr = server.wait_for("listening on http://");
     let sync = server.wait_for("  CTR sync:       ");
     assert!(sync.contains("backups in s3://vb-serve/backups at http://127.0.0.1:"), "{sync}");

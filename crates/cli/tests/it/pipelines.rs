@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::serving::Server;
-use crate::{eventually, eventually_within, fails, ok, run, sample_flows};
+use crate::{eventually, eventually_within, fails, ok, run, sample_flows, serve_with_sample_flows};
 
 /// The CRM REST API as the demo integration user (also used by the S3 object store tests).
 pub(crate) struct Crm {
@@ -119,21 +118,7 @@ fn pipeline_end_to_end(bus_url: Option<&str>) {
     }
     std::fs::write(d.join("voxbridge.toml"), config).unwrap();
     let vb = |args: &[&str]| ok(d, &[args, &["--config", "voxbridge.toml"]].concat());
-    let flows = sample_flows(d);
-    let mut server = Server::start(
-        d,
-        &[
-            "serve",
-            "--config",
-            "voxbridge.toml",
-            "--data",
-            "data",
-            "--http",
-            "127.0.0.1:0",
-            "--flows",
-            flows.to_str().unwrap(),
-        ],
-    );
+    let mut server = serve_with_sample_flows(d);
     let addr = server.wait_for("listening on http://");
     let bus = server.wait_for("  Event bus:      ");
     let expected = if bus_url.is_some() { "nats (nats://" } else { "embedded (sqlite://data/bus.db)" };

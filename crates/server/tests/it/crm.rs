@@ -24,18 +24,8 @@ async fn login_with(s: &TestServer, assertion: &str, grant: &str) -> (u16, Value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_over_http2_answers_the_called_authority() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let claims = json!({"iss": CONSUMER_KEY, "sub": API_USER, "aud": "https://login.salesforce.com", "exp": now_secs() + 120});
-    let assertion = s.sign(&main_key().private_pem, claims);
     let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
-    let resp = client
-        .post(format!("{}/services/oauth2/token", s.base))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", assertion.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = s.crm_login_with(&client).await;
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status().as_u16(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();

@@ -266,10 +266,18 @@ impl TestServer {
 
     /// Logs in to the CRM API with the JWT bearer flow and returns the access token.
     pub async fn crm_login(&self) -> String {
+        let resp = self.crm_login_with(&self.client).await;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// The API user's JWT bearer login, sent with `client`: the token endpoint's response.
+    pub async fn crm_login_with(&self, client: &reqwest::Client) -> reqwest::Response {
         let assertion = self.sign(&main_key().private_pem, json!({
             "iss": CONSUMER_KEY, "sub": API_USER, "aud": "https://login.salesforce.com", "exp": now_secs() + 120}));
-        let resp = self
-            .client
+        client
             .post(format!("{}/services/oauth2/token", self.base))
             .form(&[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
@@ -277,11 +285,7 @@ impl TestServer {
             ])
             .send()
             .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        body["access_token"].as_str().unwrap().to_string()
+            .unwrap()
     }
 
     /// A CRM API request with a bearer access token.
