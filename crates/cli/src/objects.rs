@@ -371,15 +371,6 @@ impl Objects {
             .with_context(|| format!("cannot tag {key}"))?;
         Ok(())
     }
-
-    /// Adds or changes some tags of an object the caller has just stored, keeping the
-    /// others; the object is not read again. [`Objects::merge_tags_many`] for one object.
-    // The CTR sync now tags whole batches, leaving this single-object form to the tests and
-    // to callers to come.
-    #[allow(dead_code)]
-    pub async fn merge_tags_of_stored(&self, key: &str, tags: &[(&str, String)]) -> Result<()> {
-        self.merge_tags_many(&[(key.to_string(), tags.to_vec())]).await
-    }
 }
 
 /// Objects read or written at once by the batch operations.
@@ -468,7 +459,8 @@ impl Objects {
             .collect()
     }
 
-    /// [`Objects::merge_tags_of_stored`] for many objects, in one statement.
+    /// Adds or changes some tags of objects the caller has just stored, keeping the others,
+    /// in one statement; the objects are not read again (the CTR sync's hot path).
     pub async fn merge_tags_many(&self, items: &[(String, Vec<(&str, String)>)]) -> Result<()> {
         // `{key: {tag: value}}`, later changes of a key over earlier ones.
         let mut patches: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
@@ -717,7 +709,7 @@ mod tests {
     async fn conformance(objects: &Objects) {
         objects.put("ctr/a.json", b"{}".to_vec()).await.unwrap();
         objects.put("other", b"x".to_vec()).await.unwrap();
-        objects.merge_tags_of_stored("ctr/a.json", &[("k", "v".into())]).await.unwrap();
+        objects.merge_tags_many(&[("ctr/a.json".into(), vec![("k", "v".into())])]).await.unwrap();
         let keys: Vec<String> = objects.list(None).await.unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["ctr/a.json", "other"]);
         let listed = objects.list(Some("ctr")).await.unwrap();
@@ -733,7 +725,10 @@ mod tests {
         assert_eq!(objects.get("ctr/a.json").await.unwrap().as_deref(), Some(&b"{\"a\":1}"[..]));
         assert_eq!(objects.get("missing").await.unwrap(), None);
         assert!(objects.set_tags("missing", &BTreeMap::new()).await.is_err());
-        objects.merge_tags_of_stored("ctr/a.json", &[("k", "w".into()), ("n", "1".into())]).await.unwrap();
+        objects
+            .merge_tags_many(&[("ctr/a.json".into(), vec![("k", "w".into()), ("n", "1".into())])])
+            .await
+            .unwrap();
         let tags = objects.tags("ctr/a.json").await.unwrap();
         assert_eq!(serde_json::to_value(&tags).unwrap(), json!({"k": "w", "n": "1"}));
 

@@ -147,8 +147,7 @@ async fn request(
     crm::check_version(v)?;
     let s = crm::session(app, headers).await?;
     let (all_or_none, records) = parse_body(crm::json_body(headers, bytes)?, with_id)?;
-    let schema = crm::schema(app, &s.org).await?;
-    let custom = app.store.list(&s.org, "CustomField").await?;
+    let (schema, custom) = crm::schema_with_fields(app, &s.org).await?;
     Ok(Request { s, all_or_none, records, schema, custom })
 }
 

@@ -411,12 +411,18 @@ pub async fn resources(Path(v): Path<String>) -> CrmResult<Response> {
 
 /// The org's schema: the standard objects plus its custom fields.
 pub(crate) async fn schema(app: &App, org: &SfId) -> CrmResult<Schema> {
+    Ok(schema_with_fields(app, org).await?.0)
+}
+
+/// [`schema`], with the org's CustomField records it was built from (writes check values
+/// against them).
+pub(crate) async fn schema_with_fields(app: &App, org: &SfId) -> CrmResult<(Schema, Vec<Record>)> {
     let mut schema = Schema::standard();
     let custom = app.store.list(org, "CustomField").await?;
     for (r, e) in schema.add_custom_field_records(custom.iter()) {
         tracing::warn!(field = ?r.key, error = ?e, "custom field definition skipped");
     }
-    Ok(schema)
+    Ok((schema, custom))
 }
 
 pub(crate) fn object<'s>(schema: &'s Schema, name: &str) -> CrmResult<&'s ObjectDef> {
@@ -837,9 +843,8 @@ pub async fn create_record(
     if let Some(event) = crate::platform_events::is_platform_event(&ty) {
         return crate::platform_events::publish(&app, &s, event, json_body(&headers, &bytes)?).await;
     }
-    let schema = schema(&app, &s.org).await?;
+    let (schema, custom) = schema_with_fields(&app, &s.org).await?;
     let o = object(&schema, &ty)?;
-    let custom = app.store.list(&s.org, "CustomField").await?;
     let record = prepare_create(&app, &s, o, &custom, json_body(&headers, &bytes)?).await?;
     let id = record.id.clone();
     app.store.insert(record).await?;
@@ -901,10 +906,9 @@ pub async fn update_record(
 ) -> CrmResult<Response> {
     check_version(&v)?;
     let s = session(&app, &headers).await?;
-    let schema = schema(&app, &s.org).await?;
+    let (schema, custom) = schema_with_fields(&app, &s.org).await?;
     let o = object(&schema, &ty)?;
     let id = parse_id(&id, o)?;
-    let custom = app.store.list(&s.org, "CustomField").await?;
     let mut update = prepare_update(&app, &s, o, &custom, id, json_body(&headers, &bytes)?).await?;
     app.store.apply(std::mem::take(&mut update.ops)).await?;
     update.written(&app, &s.org, &o.name).await;
